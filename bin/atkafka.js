@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// Entry point: checks the runtime before loading TypeScript sources that need it.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(
+    `atkafka: needs Node.js 24 or newer, this is ${process.version}; run it through npm (npm exec atkafka) or put node_modules/.bin first on PATH\n`,
+  );
+  process.exit(2);
+}
+const { main, loadDotEnv } = await import('../src/cli/main.ts');
+try {
+  loadDotEnv();
+  process.exitCode = await main(process.argv.slice(2), process.env);
+} catch (err) {
+  process.stderr.write(`atkafka: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}

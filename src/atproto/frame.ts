@@ -1,0 +1,213 @@
+import { decodeFirst, decode, BytesWrapper, CidLinkWrapper } from '@atcute/cbor';
+
+import { InputError } from './errors.ts';
+
+/** The relay refuses frames above this size; so do we, before decoding. */
+export const MAX_FRAME_BYTES = 5_000_000;
+
+export interface CommitOp {
+  action: 'create' | 'update' | 'delete';
+  path: string;
+  /** null on delete */
+  cid: CidLinkWrapper | null;
+}
+
+export interface CommitEvent {
+  kind: 'commit';
+  seq: number;
+  repo: string;
+  rev: string;
+  time: string;
+  commit: CidLinkWrapper;
+  ops: CommitOp[];
+  /** CAR bytes holding the commit block, changed MST nodes and new records. */
+  blocks: Uint8Array;
+}
+
+export interface SyncEvent {
+  kind: 'sync';
+  seq: number;
+  did: string;
+  rev: string;
+  time: string;
+  blocks: Uint8Array;
+}
+
+export interface IdentityEvent {
+  kind: 'identity';
+  seq: number;
+  did: string;
+  time: string;
+  handle: string | undefined;
+}
+
+export interface AccountEvent {
+  kind: 'account';
+  seq: number;
+  did: string;
+  time: string;
+  active: boolean;
+  status: string | undefined;
+}
+
+export interface InfoEvent {
+  kind: 'info';
+  name: string;
+  message: string | undefined;
+}
+
+/** `op: -1`: the server is about to close the stream. */
+export interface ErrorEvent {
+  kind: 'error';
+  error: string;
+  message: string | undefined;
+}
+
+/** A message type this version does not know; the spec says to ignore it. */
+export interface UnknownEvent {
+  kind: 'unknown';
+  type: string;
+  seq: number | undefined;
+}
+
+export type FirehoseEvent =
+  | CommitEvent
+  | SyncEvent
+  | IdentityEvent
+  | AccountEvent
+  | InfoEvent
+  | ErrorEvent
+  | UnknownEvent;
+
+/**
+ * Decodes one `subscribeRepos` websocket message. Pure: throws InputError on
+ * bad input and leaves logging and counting to the caller. Record blocks are
+ * not decoded here (see commit-ops.ts), so a frame is decoded exactly once.
+ */
+export function decodeFrame(bytes: Uint8Array): FirehoseEvent {
+  if (bytes.length > MAX_FRAME_BYTES) {
+    throw new InputError('frame-too-large', `frame of ${bytes.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+  }
+  let header: unknown;
+  let body: unknown;
+  try {
+    const [first, rest] = decodeFirst(bytes);
+    header = first;
+    body = decode(rest);
+  } catch (err) {
+    throw new InputError('invalid-frame', `undecodable frame: ${(err as Error).message}`, { cause: err });
+  }
+  if (!isObject(header) || !isObject(body)) {
+    throw new InputError('invalid-frame', 'frame header or body is not a map');
+  }
+  if (header.op === -1) {
+    return { kind: 'error', error: str(body, 'error'), message: optStr(body, 'message') };
+  }
+  if (header.op !== 1 || typeof header.t !== 'string') {
+    throw new InputError('invalid-frame', `unexpected frame header op=${String(header.op)}`);
+  }
+  switch (header.t) {
+    case '#commit':
+      return commitEvent(body);
+    case '#sync':
+      return {
+        kind: 'sync',
+        seq: seqOf(body),
+        did: did(body, 'did'),
+        rev: str(body, 'rev'),
+        time: str(body, 'time'),
+        blocks: bytesOf(body, 'blocks'),
+      };
+    case '#identity':
+      return { kind: 'identity', seq: seqOf(body), did: did(body, 'did'), time: str(body, 'time'), handle: optStr(body, 'handle') };
+    case '#account':
+      if (typeof body.active !== 'boolean') throw bodyError('active', body);
+      return {
+        kind: 'account',
+        seq: seqOf(body),
+        did: did(body, 'did'),
+        time: str(body, 'time'),
+        active: body.active,
+        status: optStr(body, 'status'),
+      };
+    case '#info':
+      return { kind: 'info', name: str(body, 'name'), message: optStr(body, 'message') };
+    default:
+      return { kind: 'unknown', type: header.t, seq: Number.isSafeInteger(body.seq) ? (body.seq as number) : undefined };
+  }
+}
+
+function commitEvent(body: Record<string, unknown>): CommitEvent {
+  const seq = seqOf(body);
+  const repo = did(body, 'repo');
+  const commit = body.commit;
+  if (!(commit instanceof CidLinkWrapper)) throw bodyError('commit', body);
+  const rawOps = body.ops;
+  if (!Array.isArray(rawOps)) throw bodyError('ops', body);
+  const ops: CommitOp[] = new Array(rawOps.length);
+  for (let i = 0; i < rawOps.length; i++) {
+    const op: unknown = rawOps[i];
+    if (!isObject(op)) throw bodyError('ops', body);
+    const { action, path, cid } = op;
+    if (action !== 'create' && action !== 'update' && action !== 'delete') throw bodyError('ops.action', body);
+    if (typeof path !== 'string') throw bodyError('ops.path', body);
+    if (cid === null || cid === undefined) {
+      if (action !== 'delete') throw bodyError('ops.cid', body);
+      ops[i] = { action, path, cid: null };
+    } else if (cid instanceof CidLinkWrapper) {
+      ops[i] = { action, path, cid };
+    } else {
+      throw bodyError('ops.cid', body);
+    }
+  }
+  return {
+    kind: 'commit',
+    seq,
+    repo,
+    rev: str(body, 'rev'),
+    time: str(body, 'time'),
+    commit,
+    ops,
+    blocks: bytesOf(body, 'blocks'),
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function bodyError(field: string, body: Record<string, unknown>): InputError {
+  const seq = Number.isSafeInteger(body.seq) ? ` (seq ${String(body.seq)})` : '';
+  return new InputError('invalid-body', `missing or invalid field "${field}"${seq}`);
+}
+
+function seqOf(body: Record<string, unknown>): number {
+  const seq = body.seq;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw bodyError('seq', body);
+  return seq;
+}
+
+function str(body: Record<string, unknown>, field: string): string {
+  const value = body[field];
+  if (typeof value !== 'string') throw bodyError(field, body);
+  return value;
+}
+
+function optStr(body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw bodyError(field, body);
+  return value;
+}
+
+function did(body: Record<string, unknown>, field: string): string {
+  const value = str(body, field);
+  if (!value.startsWith('did:')) throw bodyError(field, body);
+  return value;
+}
+
+function bytesOf(body: Record<string, unknown>, field: string): Uint8Array {
+  const value = body[field];
+  if (!(value instanceof BytesWrapper)) throw bodyError(field, body);
+  return value.buf;
+}

@@ -1,0 +1,116 @@
+import { existsSync } from 'node:fs';
+
+import { formatHelp, parseArgs, resolveFlags, UsageError, type FlagSpec } from './flags.ts';
+import { firehoseFlags, globalFlags, kafkaFlags, relayFlags, replayFlags } from '../config/flags.ts';
+import { relayConfig } from '../config/relay-config.ts';
+import { runRelay } from './run-relay.ts';
+import { runReplay } from './run-replay.ts';
+
+interface Command {
+  path: string[];
+  usage: string;
+  description: string;
+  groups: { title: string; flags: FlagSpec[] }[];
+  run?: (values: Map<string, unknown>) => Promise<number>;
+  /** Commands of the Go version that are not implemented yet. */
+  notYet?: boolean;
+}
+
+const commands: Command[] = [
+  {
+    path: ['firehose', 'relay'],
+    usage: 'atkafka firehose relay [flags]',
+    description:
+      'Reads the relay firehose (com.atproto.sync.subscribeRepos) and produces one Kafka message per record\n' +
+      'operation plus account, identity, sync and info events, keyed by DID. Resumes from its cursor file\n' +
+      'after a restart, so no event is lost.',
+    groups: [
+      { title: 'Relay', flags: [...firehoseFlags, ...relayFlags] },
+      { title: 'Kafka', flags: kafkaFlags },
+      { title: 'Global', flags: globalFlags },
+    ],
+    run: (v) => runRelay(relayConfig(v as never)),
+  },
+  {
+    path: ['replay'],
+    usage: 'atkafka replay --file frames.bin[.zst] [flags]',
+    description:
+      'Serves a recorded frames file as a subscribeRepos endpoint on loopback, like a relay: honours\n' +
+      '?cursor= (events with seq > cursor), optionally at a fixed rate or looping with rewritten seqs.',
+    groups: [{ title: 'Replay', flags: replayFlags }, { title: 'Global', flags: globalFlags.filter((f) => f.name === 'debug') }],
+    run: (v) => runReplay(v as never),
+  },
+  { path: ['firehose', 'tap'], usage: 'atkafka firehose tap', description: 'Tap source', groups: [], notYet: true },
+  { path: ['ozone-events'], usage: 'atkafka ozone-events', description: 'Ozone moderation events', groups: [], notYet: true },
+];
+
+/** Every ATKAFKA_* name any command reads, so a typo is caught wherever it is set. */
+const knownEnv = new Set([
+  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags].flatMap((f) => f.env),
+  'ATKAFKA_TAP_HOST',
+  'ATKAFKA_DISABLE_ACKS',
+  'ATKAFKA_OZONE_PDS_HOST',
+  'ATKAFKA_OZONE_IDENTIFIER',
+  'ATKAFKA_OZONE_PASSWORD',
+  'ATKAFKA_OZONE_LABELER_DID',
+  'ATKAFKA_KAFKA_CACHE',
+]);
+
+const topHelp = `Usage: atkafka <command> [flags]
+
+Streams AT Protocol (Bluesky) events into Apache Kafka.
+
+Commands:
+  firehose relay   relay firehose -> Kafka (lossless: resumes from a cursor file)
+  replay           serve a recorded frames file as a local relay (tests, demo, benchmarks)
+  firehose tap     (not implemented yet)
+  ozone-events     (not implemented yet)
+
+Run 'atkafka <command> --help' for its flags. Every flag can also be set by the env var shown there;
+a .env file in the working directory is read too.
+`;
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv.includes('--version') || argv[0] === 'version') {
+    process.stdout.write('atkafka 0.1.0\n');
+    return 0;
+  }
+  try {
+    const words = argv.filter((a) => !a.startsWith('-'));
+    const command = commands
+      .filter((c) => c.path.every((p, i) => words[i] === p))
+      .sort((a, b) => b.path.length - a.path.length)[0];
+    if (command === undefined) {
+      if (argv.length === 0 || argv.includes('--help') || argv.includes('-h') || words[0] === 'help') {
+        process.stdout.write(topHelp);
+        return argv.length === 0 ? 2 : 0;
+      }
+      throw new UsageError(`unknown command "${words.join(' ')}"`);
+    }
+    if (command.notYet) throw new UsageError(`"atkafka ${command.path.join(' ')}" is not implemented in this version yet`);
+    const specs = command.groups.flatMap((g) => g.flags);
+    const parsed = parseArgs(argv, specs);
+    if (parsed.help) {
+      process.stdout.write(formatHelp(command.usage, command.description, command.groups));
+      return 0;
+    }
+    const extra = parsed.positionals.slice(command.path.length);
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+    for (const name of Object.keys(env)) {
+      if (name.startsWith('ATKAFKA_') && !knownEnv.has(name)) throw new UsageError(`unknown environment variable ${name}`);
+    }
+    const values = resolveFlags(parsed, specs, env);
+    return await command.run!(values);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`atkafka: ${err.message}\nRun 'atkafka --help' for usage.\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** The Go version autoloads .env; so do we, without overriding the real environment. */
+export function loadDotEnv(): void {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+}

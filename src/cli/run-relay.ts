@@ -1,0 +1,107 @@
+import type { RelayConfig } from '../config/relay-config.ts';
+import { CursorFileError } from '../checkpoint/cursor-file.ts';
+import { RelayPipeline } from '../pipeline/relay-pipeline.ts';
+import { createKafkaSink, KafkaSetupError } from '../sink/kafka/index.ts';
+import { FatalStreamError } from '../sources/relay/subscription.ts';
+import { startMetricsServer } from '../telemetry/http.ts';
+import { createLogger } from '../telemetry/logger.ts';
+
+/** A drain that cannot finish (Kafka down for good) must not hang a shutdown forever. */
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+
+/** `atkafka firehose relay`. Returns the exit code. */
+export async function runRelay(config: RelayConfig): Promise<number> {
+  const logger = createLogger({ debug: config.debug });
+  logger.info(
+    {
+      relayHost: config.relayHost,
+      bootstrapServers: config.kafka.bootstrapServers,
+      topic: config.kafka.topic,
+      cursorFile: config.cursorFile,
+      compression: config.kafka.compression,
+      maxInFlight: config.maxInFlight,
+    },
+    'starting atkafka firehose relay',
+  );
+  if (config.cursorFile === undefined) {
+    logger.warn('no --cursor-file: a restart starts live and loses every event since the last run');
+  }
+
+  let sink;
+  try {
+    sink = await createKafkaSink(config.kafka, logger.child({ component: "kafka" }), config.maxInFlight);
+  } catch (err) {
+    if (err instanceof KafkaSetupError) {
+      logger.fatal({ err: err.message }, 'cannot set up Kafka');
+      return 1;
+    }
+    throw err;
+  }
+
+  const pipeline = new RelayPipeline({
+    relayHost: config.relayHost,
+    cursorFile: config.cursorFile,
+    initialCursor: config.initialCursor,
+    cursorSaveIntervalMs: config.cursorSaveIntervalMs,
+    maxInFlight: config.maxInFlight,
+    stallTimeoutMs: config.stallTimeoutMs,
+    backoffInitialMs: config.backoffInitialMs,
+    backoffMaxMs: config.backoffMaxMs,
+    userAgent: 'atkafka/0.1.0',
+    sink,
+    logger,
+  });
+
+  let metricsServer;
+  if (config.metricsListenAddress !== '') {
+    try {
+      metricsServer = await startMetricsServer(config.metricsListenAddress, () => {
+        const s = pipeline.status();
+        return { ok: s.connected, detail: s };
+      });
+      logger.info({ address: config.metricsListenAddress }, 'serving /metrics and /health');
+    } catch (err) {
+      logger.fatal({ err: (err as Error).message, address: config.metricsListenAddress }, 'cannot listen for metrics');
+      await sink.close();
+      return 1;
+    }
+  }
+
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      logger.info({ signal }, 'stopping: no more reading, draining Kafka, saving the cursor');
+      abort.abort();
+      setTimeout(() => {
+        logger.error('shutdown did not finish in time; exiting with the cursor at the last confirmed event');
+        process.exit(1);
+      }, SHUTDOWN_TIMEOUT_MS).unref();
+    } else {
+      logger.warn({ signal }, 'second signal, exiting now; the saved cursor is still safe, events after it will be read again');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let code = 0;
+  try {
+    await pipeline.run(abort.signal);
+  } catch (err) {
+    if (err instanceof FatalStreamError || err instanceof CursorFileError) {
+      logger.fatal({ err: err.message }, 'stopped');
+      code = 1;
+    } else {
+      throw err;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    metricsServer?.close();
+    await sink.close();
+  }
+  logger.flush();
+  return code;
+}

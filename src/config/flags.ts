@@ -1,0 +1,105 @@
+import type { FlagSpec } from '../cli/flags.ts';
+
+/** Flags every command has, as in the Go at-kafka (names, env vars, defaults). */
+export const globalFlags: FlagSpec[] = [
+  { name: 'debug', kind: 'bool', env: ['ATKAFKA_DEBUG', 'DEBUG'], default: 'false', help: 'Log at debug level' },
+  {
+    name: 'metrics-listen-address',
+    kind: 'string',
+    env: ['ATKAFKA_METRICS_LISTEN_ADDRESS', 'METRICS_LISTEN_ADDRESS'],
+    default: '0.0.0.0:8081',
+    help: 'host:port serving /metrics (Prometheus) and /health; empty to disable',
+  },
+];
+
+/** Kafka producer flags (the first two are the Go version's; the rest are new). */
+export const kafkaFlags: FlagSpec[] = [
+  { name: 'bootstrap-servers', kind: 'list', env: ['ATKAFKA_BOOTSTRAP_SERVERS'], required: true, help: 'Kafka bootstrap servers, host:port,...' },
+  { name: 'output-topic', kind: 'string', env: ['ATKAFKA_OUTPUT_TOPIC'], required: true, help: 'Kafka topic to produce events to (created when missing)' },
+  { name: 'topic-partitions', kind: 'int', env: ['ATKAFKA_TOPIC_PARTITIONS'], default: '200', help: 'Partitions of the topic when atkafka creates it' },
+  {
+    name: 'replication-factor',
+    kind: 'int',
+    env: ['ATKAFKA_REPLICATION_FACTOR'],
+    default: '-1',
+    help: "Replication factor of the topic when atkafka creates it; -1 = the broker's default.replication.factor",
+  },
+  { name: 'compression', kind: 'string', env: ['ATKAFKA_COMPRESSION'], default: 'zstd', help: 'Producer compression: zstd, lz4, gzip, snappy or none' },
+  { name: 'linger', kind: 'duration', env: ['ATKAFKA_LINGER'], default: '20ms', help: 'How long the producer waits to fill a batch' },
+  { name: 'batch-size', kind: 'int', env: ['ATKAFKA_BATCH_SIZE'], default: '1048576', help: 'Producer batch size in bytes' },
+  {
+    name: 'max-message-bytes',
+    kind: 'int',
+    env: ['ATKAFKA_MAX_MESSAGE_BYTES'],
+    default: '20971520',
+    help: 'Largest message produced; also max.message.bytes of a topic atkafka creates',
+  },
+  {
+    name: 'max-in-flight',
+    kind: 'int',
+    env: ['ATKAFKA_MAX_IN_FLIGHT'],
+    default: '20000',
+    help: 'Messages awaiting Kafka confirmation before reading upstream pauses (bounds memory)',
+  },
+  { name: 'client-id', kind: 'string', env: ['ATKAFKA_CLIENT_ID'], default: 'atkafka', help: 'Kafka client.id' },
+  { name: 'sasl-mechanism', kind: 'string', env: ['ATKAFKA_SASL_MECHANISM'], help: 'SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' },
+  { name: 'sasl-username', kind: 'string', env: ['ATKAFKA_SASL_USERNAME'], help: 'SASL username' },
+  { name: 'sasl-password', kind: 'string', env: ['ATKAFKA_SASL_PASSWORD'], secret: true, help: 'SASL password (prefer the env var)' },
+  { name: 'tls', kind: 'bool', env: ['ATKAFKA_TLS'], default: 'false', help: 'Connect to Kafka over TLS' },
+  { name: 'tls-ca-file', kind: 'string', env: ['ATKAFKA_TLS_CA_FILE'], help: 'PEM file of the CA that signed the brokers (implies --tls)' },
+  {
+    name: 'kafka-option',
+    kind: 'list',
+    env: ['ATKAFKA_KAFKA_OPTIONS'],
+    help: 'Extra librdkafka producer property key=value (repeatable)',
+  },
+];
+
+/** Flags of `atkafka firehose`, as in the Go version. */
+export const firehoseFlags: FlagSpec[] = [
+  { name: 'relay-host', kind: 'string', env: ['ATKAFKA_RELAY_HOST'], default: 'wss://bsky.network', help: 'Relay to subscribe to (ws:// or wss://)' },
+  { name: 'plc-host', kind: 'string', env: ['ATKAFKA_PLC_HOST'], notYet: true, help: 'PLC directory for event metadata' },
+  { name: 'api-host', kind: 'string', env: ['ATKAFKA_API_HOST'], notYet: true, help: 'AppView for profiles' },
+  { name: 'tap-workers', kind: 'int', env: ['ATKAFKA_TAP_WORKERS'], notYet: true, help: 'Tap workers' },
+  { name: 'osprey-compatible', kind: 'bool', env: ['ATKAFKA_OSPREY_COMPATIBLE'], notYet: true, help: 'Osprey envelope' },
+  { name: 'watched-services', kind: 'list', env: ['ATKAFKA_WATCHED_SERVICES'], notYet: true, help: 'PDS hosts to keep' },
+  { name: 'ignored-services', kind: 'list', env: ['ATKAFKA_IGNORED_SERVICES'], notYet: true, help: 'PDS hosts to drop' },
+  { name: 'watched-collections', kind: 'list', env: ['ATKAFKA_WATCHED_COLLECTIONS'], notYet: true, help: 'Collections to keep' },
+  { name: 'ignored-collections', kind: 'list', env: ['ATKAFKA_IGNORED_COLLECTIONS'], notYet: true, help: 'Collections to drop' },
+];
+
+/** New in this version: what losslessness needs. */
+export const relayFlags: FlagSpec[] = [
+  {
+    name: 'cursor-file',
+    kind: 'string',
+    env: ['ATKAFKA_CURSOR_FILE'],
+    default: 'atkafka-cursor.json',
+    help: 'File holding the relay seq up to which Kafka confirmed everything; resumed from on start. Empty: keep no cursor (loses the gap on restart)',
+  },
+  {
+    name: 'cursor',
+    kind: 'int',
+    env: ['ATKAFKA_CURSOR'],
+    help: 'Seq to start after when the cursor file does not exist yet (default: start live)',
+  },
+  { name: 'cursor-save-interval', kind: 'duration', env: ['ATKAFKA_CURSOR_SAVE_INTERVAL'], default: '1s', help: 'How often the cursor file is rewritten' },
+  {
+    name: 'stall-timeout',
+    kind: 'duration',
+    env: ['ATKAFKA_STALL_TIMEOUT'],
+    default: '60s',
+    help: 'Reconnect when the relay sends nothing for this long (not counted while paused by backpressure); 0 disables',
+  },
+  { name: 'reconnect-backoff', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF'], default: '1s', help: 'First reconnect delay (doubles, jittered)' },
+  { name: 'reconnect-backoff-max', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF_MAX'], default: '30s', help: 'Longest reconnect delay' },
+];
+
+export const replayFlags: FlagSpec[] = [
+  { name: 'file', kind: 'string', env: [], required: true, help: 'Frames file: [u32 LE length][frame]..., plain or .zst' },
+  { name: 'host', kind: 'string', env: [], default: '127.0.0.1', help: 'Address to listen on' },
+  { name: 'port', kind: 'int', env: [], default: '0', help: 'Port to listen on (0: any free port, printed on start)' },
+  { name: 'rate', kind: 'int', env: [], help: 'Events per second (default: as fast as the client reads)' },
+  { name: 'loop', kind: 'bool', env: [], default: 'false', help: 'Repeat the file forever with rewritten, increasing seqs' },
+  { name: 'limit', kind: 'int', env: [], help: 'Stop sending after this many events (then stay idle like a quiet relay)' },
+];

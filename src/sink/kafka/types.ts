@@ -1,0 +1,31 @@
+/**
+ * What the pipeline needs from Kafka. `confirmed` runs once the broker has
+ * acknowledged the message (acks=all); a failed delivery is retried inside
+ * the sink and never surfaces as a lost message (docs/invariants.md, rule 2).
+ */
+export interface MessageSink {
+  send(key: string, value: string, confirmed: () => void): void;
+  /** Messages sent and not yet confirmed. */
+  readonly inFlight: number;
+  /** Resolves when every message sent so far is confirmed. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KafkaSinkOptions {
+  bootstrapServers: string[];
+  topic: string;
+  /** Created with these when missing. */
+  partitions: number;
+  replicationFactor: number;
+  compression: 'zstd' | 'lz4' | 'gzip' | 'snappy' | 'none';
+  lingerMs: number;
+  batchBytes: number;
+  /** Largest message the producer and a topic we create accept. */
+  maxMessageBytes: number;
+  clientId: string;
+  /** Extra librdkafka properties (`--kafka-option key=value`). */
+  extra: Record<string, string>;
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  tls?: { enabled: boolean; caFile?: string };
+}

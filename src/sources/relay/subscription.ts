@@ -1,0 +1,205 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { WebSocket, type RawData } from 'ws';
+
+import type { Logger } from '../../telemetry/logger.ts';
+import { relayConnection, relayReconnect } from '../../telemetry/metrics.ts';
+import { Backoff } from './backoff.ts';
+
+export interface RelaySubscriptionOptions {
+  /** ws:// or wss:// base URL of the relay */
+  relayHost: string;
+  /** Called before every connect: the seq to resume after, or undefined to start live. */
+  cursor: () => number | undefined;
+  /** Gets each binary message synchronously, in order. */
+  onFrame: (frame: Uint8Array) => void;
+  /** No frame for this long while not paused: the socket is dead, reconnect. */
+  stallTimeoutMs: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** Largest websocket message accepted by the socket layer; decoding refuses 5 MB. */
+  maxPayloadBytes: number;
+  userAgent: string;
+  logger: Logger;
+}
+
+export class FatalStreamError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FatalStreamError';
+  }
+}
+
+/**
+ * One long-lived `subscribeRepos` subscription: connects, reconnects with
+ * backoff from the caller's cursor, detects stalled sockets, and can stop
+ * reading (pause) so the relay's TCP window, not our memory, absorbs a slow
+ * Kafka.
+ */
+export class RelaySubscription {
+  readonly #opts: RelaySubscriptionOptions;
+  readonly #backoff: Backoff;
+  #ws: WebSocket | undefined;
+  #paused = false;
+  #stopped = false;
+  #fatal: Error | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
+  #lastFrameAt = 0;
+  #wake: (() => void) | undefined;
+  #connected = false;
+
+  constructor(opts: RelaySubscriptionOptions) {
+    this.#opts = opts;
+    this.#backoff = new Backoff(opts.backoffInitialMs, opts.backoffMaxMs);
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Runs until stop(); rejects on an error that reconnecting cannot fix. */
+  async run(): Promise<void> {
+    const { logger } = this.#opts;
+    while (!this.#stopped) {
+      const cursor = this.#opts.cursor();
+      const url = subscribeUrl(this.#opts.relayHost, cursor);
+      logger.info({ url: redactUrl(url), cursor }, 'connecting to relay');
+      const outcome = await this.#connectOnce(url);
+      this.#setConnected(false);
+      if (this.#fatal) throw this.#fatal;
+      if (this.#stopped) break;
+      if (outcome.gotFrames) this.#backoff.reset();
+      const delay = this.#backoff.next();
+      relayReconnect(outcome.reason);
+      logger.warn({ reason: outcome.reason, detail: outcome.detail, retryInMs: delay }, 'relay connection lost, reconnecting');
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        sleep(delay, undefined, { ref: true }).then(resolve, resolve);
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#clearStall();
+    this.#ws?.pause();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#armStall();
+    this.#ws?.resume();
+  }
+
+  /** Close on purpose; a server error frame handler calls this with a fatal error. */
+  stop(fatal?: Error): void {
+    this.#stopped = true;
+    if (fatal) this.#fatal ??= fatal;
+    this.#ws?.close(1000);
+    // A closing handshake can hang on a dead peer.
+    const ws = this.#ws;
+    if (ws) setTimeout(() => ws.terminate(), 2000).unref();
+    this.#wake?.();
+  }
+
+  /** Drop the connection and reconnect (e.g. the server said ConsumerTooSlow). */
+  reconnect(): void {
+    this.#ws?.terminate();
+  }
+
+  #connectOnce(url: string): Promise<{ reason: string; detail?: string; gotFrames: boolean }> {
+    return new Promise((resolve) => {
+      let gotFrames = false;
+      let reason = 'closed';
+      let detail: string | undefined;
+      const ws = new WebSocket(url, {
+        headers: { 'user-agent': this.#opts.userAgent },
+        maxPayload: this.#opts.maxPayloadBytes,
+        perMessageDeflate: false,
+        handshakeTimeout: 30_000,
+      });
+      this.#ws = ws;
+      ws.binaryType = 'nodebuffer';
+      ws.on('open', () => {
+        this.#setConnected(true);
+        this.#opts.logger.info('relay connected');
+        if (this.#paused) ws.pause();
+        else this.#armStall();
+      });
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        gotFrames = true;
+        this.#lastFrameAt = performance.now();
+        if (!isBinary) {
+          this.#opts.logger.warn('ignoring text message from relay');
+          return;
+        }
+        this.#opts.onFrame(data as Buffer);
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        reason = 'http-error';
+        detail = `HTTP ${res.statusCode}`;
+        res.resume();
+        ws.terminate();
+      });
+      ws.on('error', (err) => {
+        reason = 'error';
+        detail = err.message;
+      });
+      ws.on('close', (code, buf) => {
+        this.#clearStall();
+        if (this.#ws === ws) this.#ws = undefined;
+        if (reason === 'closed') detail = `code ${code}${buf.length ? ` ${buf.toString()}` : ''}`;
+        resolve({ reason, detail, gotFrames });
+      });
+      this.#stallReason = () => {
+        reason = 'stalled';
+        detail = `no frame for ${this.#opts.stallTimeoutMs} ms`;
+      };
+    });
+  }
+
+  #stallReason: () => void = () => {};
+
+  // A timestamp per frame and a coarse timer, not a timer reset per frame.
+  #armStall(): void {
+    this.#clearStall();
+    const timeout = this.#opts.stallTimeoutMs;
+    if (timeout <= 0) return;
+    this.#lastFrameAt = performance.now();
+    this.#stallTimer = setInterval(() => {
+      if (performance.now() - this.#lastFrameAt < timeout) return;
+      this.#clearStall();
+      this.#stallReason();
+      this.#ws?.terminate();
+    }, Math.max(50, Math.min(1000, timeout / 4)));
+  }
+
+  #clearStall(): void {
+    if (this.#stallTimer) clearInterval(this.#stallTimer);
+    this.#stallTimer = undefined;
+  }
+
+  #setConnected(open: boolean): void {
+    this.#connected = open;
+    relayConnection(open);
+  }
+}
+
+export function subscribeUrl(relayHost: string, cursor: number | undefined): string {
+  const url = new URL(relayHost);
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  url.pathname = '/xrpc/com.atproto.sync.subscribeRepos';
+  url.search = '';
+  if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
+  return url.toString();
+}
+
+function redactUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}

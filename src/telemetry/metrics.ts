@@ -1,0 +1,160 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+import type { InputErrorReason } from '../atproto/errors.ts';
+
+/**
+ * Every metric of the process, behind named functions so the hot path does
+ * not build label strings. Names shared with the Go at-kafka keep their
+ * names and labels so existing dashboards keep working. DIDs never become
+ * labels (unbounded cardinality); they go to the logs.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'atkafka_process_' });
+
+const handledEvents = new Counter({
+  name: 'atkafka_handled_events',
+  help: 'Events handled, by action (operation#create|update|delete, account, identity, info, sync) and collection',
+  labelNames: ['action_name', 'collection'] as const,
+  registers: [registry],
+});
+const producedEvents = new Counter({
+  name: 'atkafka_produced_events',
+  help: 'Kafka delivery reports, by status (ok, error); errors are retried, never dropped',
+  labelNames: ['status'] as const,
+  registers: [registry],
+});
+const invalidInput = new Counter({
+  name: 'atkafka_invalid_input',
+  help: 'Upstream input skipped because it is invalid, by source and reason',
+  labelNames: ['source', 'reason'] as const,
+  registers: [registry],
+});
+const relayCursor = new Gauge({
+  name: 'atkafka_relay_cursor',
+  help: 'Highest relay seq with every event up to it confirmed by Kafka (what the cursor file holds)',
+  registers: [registry],
+});
+const relaySeq = new Gauge({
+  name: 'atkafka_relay_last_seq',
+  help: 'Seq of the last event read from the relay',
+  registers: [registry],
+});
+const relayEventTime = new Gauge({
+  name: 'atkafka_relay_last_event_time_seconds',
+  help: 'Event time of the last relay event read (unix seconds); now minus this is the lag behind the network',
+  registers: [registry],
+});
+const relayConnected = new Gauge({
+  name: 'atkafka_relay_connected',
+  help: '1 while the relay websocket is open',
+  registers: [registry],
+});
+const relayReconnects = new Counter({
+  name: 'atkafka_relay_reconnects',
+  help: 'Relay reconnects, by reason',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+const relayGaps = new Counter({
+  name: 'atkafka_relay_seq_gaps',
+  help: 'Times the relay seq jumped by more than one',
+  registers: [registry],
+});
+const relayGapSize = new Counter({
+  name: 'atkafka_relay_seq_gap_missing',
+  help: 'Seqs skipped over by relay seq jumps (upper bound on events lost upstream)',
+  registers: [registry],
+});
+const relayOutdated = new Counter({
+  name: 'atkafka_relay_outdated_cursor',
+  help: 'OutdatedCursor infos: the relay no longer had our cursor, events were lost upstream',
+  registers: [registry],
+});
+const relayDuplicates = new Counter({
+  name: 'atkafka_relay_duplicate_events',
+  help: 'Relay events skipped because their seq was already handled in this process',
+  registers: [registry],
+});
+const inFlight = new Gauge({
+  name: 'atkafka_kafka_in_flight',
+  help: 'Kafka messages handed to the producer and not yet confirmed',
+  registers: [registry],
+});
+const paused = new Gauge({
+  name: 'atkafka_backpressure_paused',
+  help: '1 while reading upstream is paused because too many messages await Kafka confirmation',
+  registers: [registry],
+});
+const deliveryRetries = new Counter({
+  name: 'atkafka_kafka_delivery_retries',
+  help: 'Messages produced again after a failed delivery',
+  registers: [registry],
+});
+const eventLatency = new Histogram({
+  name: 'atkafka_event_latency_seconds',
+  help: 'From reading an upstream event to Kafka confirming all of its messages',
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
+const handledChildren = new Map<string, Counter.Internal>();
+
+export function eventHandled(actionName: string, collection: string): void {
+  const key = `${actionName}\u0000${collection}`;
+  let child = handledChildren.get(key);
+  if (child === undefined) {
+    child = handledEvents.labels(actionName, collection);
+    handledChildren.set(key, child);
+  }
+  child.inc();
+}
+
+const producedOk = producedEvents.labels('ok');
+const producedError = producedEvents.labels('error');
+export function messagesDelivered(count: number): void {
+  producedOk.inc(count);
+}
+export function deliveryFailed(): void {
+  producedError.inc();
+  deliveryRetries.inc();
+}
+
+export function inputSkipped(source: string, reason: InputErrorReason): void {
+  invalidInput.labels(source, reason).inc();
+}
+
+export function relayPosition(seq: number, eventTime: string | undefined): void {
+  relaySeq.set(seq);
+  if (eventTime !== undefined) {
+    const ms = Date.parse(eventTime);
+    if (!Number.isNaN(ms)) relayEventTime.set(ms / 1000);
+  }
+}
+export function relayCursorSaved(seq: number): void {
+  relayCursor.set(seq);
+}
+export function relayConnection(open: boolean): void {
+  relayConnected.set(open ? 1 : 0);
+}
+export function relayReconnect(reason: string): void {
+  relayReconnects.labels(reason).inc();
+}
+export function relaySeqGap(missing: number): void {
+  relayGaps.inc();
+  relayGapSize.inc(missing);
+}
+export function relayOutdatedCursor(): void {
+  relayOutdated.inc();
+}
+export function relayDuplicate(): void {
+  relayDuplicates.inc();
+}
+export function kafkaInFlight(count: number): void {
+  inFlight.set(count);
+}
+export function backpressure(on: boolean): void {
+  paused.set(on ? 1 : 0);
+}
+export function eventConfirmed(seconds: number): void {
+  eventLatency.observe(seconds);
+}
