@@ -1,0 +1,56 @@
+// Reads a whole topic with kcat, an independent Kafka client (Debian's package).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface ReadMessage {
+  partition: number;
+  offset: number;
+  key: string;
+  value: string;
+}
+
+export async function readTopic(bootstrap: string, topic: string): Promise<ReadMessage[]> {
+  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-J'], { maxBuffer: 1 << 30 });
+  const out: ReadMessage[] = [];
+  for (const line of stdout.split('\n')) {
+    if (line.trim() === '') continue;
+    const m = JSON.parse(line) as { partition: number; offset: number; key: string | null; payload: string | null };
+    out.push({ partition: m.partition, offset: m.offset, key: m.key ?? '', value: m.payload ?? '' });
+  }
+  // Offsets order messages within a partition; that is the only order Kafka has.
+  out.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+  return out;
+}
+
+/** The Java client's murmur2 partitioner (positive hash modulo partitions), the test oracle for key placement. */
+export function javaPartition(key: string, partitions: number): number {
+  const data = Buffer.from(key);
+  const seed = 0x9747b28c;
+  const m = 0x5bd1e995;
+  const length = data.length;
+  let h = (seed ^ length) | 0;
+  const length4 = length >> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i * 4;
+    let k = (data[i4]! & 0xff) + ((data[i4 + 1]! & 0xff) << 8) + ((data[i4 + 2]! & 0xff) << 16) + ((data[i4 + 3]! & 0xff) << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m);
+    h ^= k;
+  }
+  const rest = length % 4;
+  const idx = length & ~3;
+  if (rest === 3) h ^= (data[idx + 2]! & 0xff) << 16;
+  if (rest >= 2) h ^= (data[idx + 1]! & 0xff) << 8;
+  if (rest >= 1) {
+    h ^= data[idx]! & 0xff;
+    h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return (h & 0x7fffffff) % partitions;
+}
