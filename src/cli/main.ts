@@ -76,7 +76,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 0;
   }
   try {
-    const words = argv.filter((a) => !a.startsWith('-'));
+    const words = commandWords(argv);
     const command = commands
       .filter((c) => c.path.every((p, i) => words[i] === p))
       .sort((a, b) => b.path.length - a.path.length)[0];
@@ -108,6 +108,28 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     }
     throw err;
   }
+}
+
+/** Flags that take a value, over all commands: the word after one of them is not a command word. */
+const valueFlags = new Set(commands.flatMap((c) => c.groups.flatMap((g) => g.flags)).filter((f) => f.kind !== 'bool').map((f) => f.name));
+
+/**
+ * The positional words of the line. Flags may come before or between command words, as urfave
+ * allows (`atkafka --bootstrap-servers k:9092 firehose --relay-host wss://x relay`), so a flag's
+ * separate value must not be taken for a command word.
+ */
+function commandWords(argv: string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      words.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') words.push(arg);
+    else if (!arg.includes('=') && valueFlags.has(arg.replace(/^--?/, ''))) i++;
+  }
+  return words;
 }
 
 /** The Go version autoloads .env; so do we, without overriding the real environment. */
