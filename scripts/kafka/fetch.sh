@@ -22,13 +22,18 @@ if [[ -f "$dir/.complete" ]] && compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; 
 fi
 
 command -v mvn >/dev/null || { echo "fetch.sh: mvn not found (install maven and a JDK 17+)" >&2; exit 1; }
-echo "kafka: fetching Apache Kafka $version jars from Maven Central into $libs" >&2
 mkdir -p "$dir"
-# Download into a private folder and rename it into place, so concurrent runs
-# (or a crash half-way) never leave a mixed or partial libs/.
+# One download at a time (parallel test processes may all get here); whoever
+# waited finds the finished cache.
+exec 9>"$dir/.lock"
+flock 9
+if [[ -f "$dir/.complete" ]]; then echo "$libs"; exit 0; fi
+echo "kafka: fetching Apache Kafka $version jars from Maven Central into $libs" >&2
+# Download into a private folder and rename it into place, so a crash half-way
+# never leaves a partial libs/.
 tmp="$(mktemp -d "$dir/.libs.XXXXXX")"
 chmod 755 "$tmp"
-trap 'rm -rf "$tmp"; rmdir "$dir" 2>/dev/null || true' EXIT
+trap 'rm -rf "$tmp"' EXIT
 # Debian's Maven colours even batch output; strip the escapes.
 mvn -B -q --no-transfer-progress -f "$pom" \
   -Dkafka.version="$version" \
