@@ -7,8 +7,8 @@ if (major < 24) {
   );
   process.exit(2);
 }
-const { main, loadDotEnv } = await import('../src/cli/main.ts');
 try {
+  const { main, loadDotEnv } = await import('../src/cli/main.ts');
   loadDotEnv();
   process.exitCode = await main(process.argv.slice(2), process.env);
 } catch (err) {
