@@ -289,6 +289,26 @@ function registerExitHook(): void {
   });
 }
 
+/**
+ * A test process killed with SIGKILL takes its broker along (parent-death
+ * signal) but leaves the temp folder; remove those whose owner is gone.
+ */
+function sweepOrphans(): void {
+  let names: string[];
+  try { names = readdirSync(tmpdir()); } catch { return; }
+  for (const name of names) {
+    if (!name.startsWith('atkafka-broker-')) continue;
+    const dir = join(tmpdir(), name);
+    let owner: number;
+    try { owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8')); } catch { continue; } // kept on purpose, or not ours
+    if (!Number.isInteger(owner) || owner <= 0) continue;
+    try { process.kill(owner, 0); continue; } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------- the broker
 
 interface Internal extends LocalBrokerOptions {
@@ -309,7 +329,9 @@ async function launch(opts: Internal): Promise<LocalBroker> {
   const level = opts.logLevel ?? process.env.ATKAFKA_KAFKA_LOG_LEVEL ?? 'WARN';
   const timeout = opts.startTimeoutMs ?? 60_000;
 
+  sweepOrphans();
   const dir = mkdtempSync(join(tmpdir(), 'atkafka-broker-'));
+  if (!opts.keepFiles) writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   const dataDir = join(dir, 'data');
   const logFile = join(dir, 'kafka.log');
   const outFile = join(dir, 'jvm.out');
