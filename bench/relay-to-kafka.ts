@@ -1,0 +1,151 @@
+// npm run bench: the real corpus, looped by the replay relay to >= 1,000,000 ops, through the
+// relay pipeline into a real Kafka broker on this machine. Prints throughput, latency, CPU, RSS.
+//
+//   node bench/relay-to-kafka.ts [--ops N] [--rate-seconds S] [--rate R]
+//   KAFKA_BOOTSTRAP_SERVERS=host:port to use an existing broker instead of starting one.
+//
+// The pipeline runs in this process (so CPU and RSS are exactly the bridge's, librdkafka's threads
+// included); the replay relay runs in a child process, the broker in a JVM.
+import { spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { pino } from 'pino';
+
+import { launchBroker } from '../scripts/kafka/local-broker.ts';
+import { RelayPipeline } from '../src/pipeline/relay-pipeline.ts';
+import { createKafkaSink } from '../src/sink/kafka/index.ts';
+import type { KafkaSinkOptions } from '../src/sink/kafka/types.ts';
+import { readFramesFile } from '../src/replay/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    ops: { type: 'string', default: '1000000' },
+    rate: { type: 'string', default: '5000' },
+    'rate-seconds': { type: 'string', default: '20' },
+  },
+});
+const CORPUS = fileURLToPath(new URL('../test/fixtures/corpus/frames.bin.zst', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/atkafka.js', import.meta.url));
+const log = pino({ level: 'warn' }, pino.destination(2));
+
+const corpus = await readFramesFile(CORPUS);
+const opsPerLoop = 150; // manifest.json: 150 ops in the 150 frames
+const framesPerLoop = corpus.frames.length;
+const loops = Math.ceil(Number(values.ops) / opsPerLoop);
+
+const external = process.env.KAFKA_BOOTSTRAP_SERVERS?.trim();
+const broker = external ? undefined : await launchBroker({ fastStartup: false });
+const bootstrap = external ?? broker!.bootstrap;
+
+function kafkaOptions(topic: string): KafkaSinkOptions {
+  // The CLI defaults (src/config/flags.ts).
+  return {
+    bootstrapServers: bootstrap.split(','),
+    topic,
+    partitions: 200,
+    replicationFactor: 1,
+    compression: 'zstd',
+    lingerMs: 20,
+    batchBytes: 1_048_576,
+    maxMessageBytes: 20_971_520,
+    clientId: 'atkafka-bench',
+    extra: {},
+  };
+}
+
+async function startRelay(args: string[]): Promise<{ url: string; stop: () => void }> {
+  const child = spawn(process.execPath, [BIN, 'replay', '--file', CORPUS, '--loop', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
+    child.once('exit', (code) => reject(new Error(`replay exited ${code}`)));
+  });
+  return { url, stop: () => child.kill('SIGTERM') };
+}
+
+interface Result {
+  events: number;
+  seconds: number;
+  cpuSeconds: number;
+  peakRssMb: number;
+  latencies: Float64Array;
+}
+
+async function run(name: string, relayArgs: string[], frames: number): Promise<Result> {
+  const relay = await startRelay([...relayArgs, '--limit', String(frames)]);
+  const sink = await createKafkaSink(kafkaOptions(`bench-${name}-${Date.now()}`), log, 20_000);
+  const latencies = new Float64Array(frames);
+  let confirmed = 0;
+  let firstAt = 0;
+  let lastAt = 0;
+  const done = Promise.withResolvers<void>();
+  const pipeline = new RelayPipeline({
+    relayHost: relay.url,
+    cursorFile: undefined,
+    initialCursor: undefined,
+    cursorSaveIntervalMs: 1000,
+    maxInFlight: 20_000,
+    stallTimeoutMs: 0,
+    backoffInitialMs: 1000,
+    backoffMaxMs: 30_000,
+    userAgent: 'atkafka-bench',
+    sink,
+    logger: log,
+    onEventConfirmed: (ms) => {
+      if (confirmed === 0) firstAt = performance.now() - ms;
+      latencies[confirmed++] = ms;
+      if (confirmed === frames) {
+        lastAt = performance.now();
+        done.resolve();
+      }
+    },
+  });
+  let peakRss = 0;
+  const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
+  const cpu0 = process.cpuUsage();
+  const abort = new AbortController();
+  const running = pipeline.run(abort.signal);
+  await done.promise;
+  const cpu = process.cpuUsage(cpu0);
+  clearInterval(rssTimer);
+  abort.abort();
+  await running;
+  await sink.close();
+  relay.stop();
+  return {
+    events: frames,
+    seconds: (lastAt - firstAt) / 1000,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
+    latencies: latencies.subarray(0, confirmed).sort(),
+  };
+}
+
+const pct = (a: Float64Array, p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;
+
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+console.log(`input: ${CORPUS} (${framesPerLoop} frames, ${opsPerLoop} ops) looped ${loops} times`);
+
+// 1. Throughput: as fast as the bridge and the broker go.
+const frames = loops * framesPerLoop;
+const ops = loops * opsPerLoop;
+const t = await run('max', [], frames);
+const opsPerSec = ops / t.seconds;
+console.log(`\nmax throughput: ${ops.toLocaleString()} ops (${frames.toLocaleString()} frames) in ${t.seconds.toFixed(1)} s`);
+console.log(`  ops/s            ${Math.round(opsPerSec).toLocaleString()}`);
+console.log(`  latency p50/p99  ${pct(t.latencies, 50).toFixed(1)} / ${pct(t.latencies, 99).toFixed(1)} ms (frame read -> Kafka confirmed, at saturation)`);
+console.log(`  CPU              ${((t.cpuSeconds / ops) * 1e6).toFixed(1)} s per million ops (bridge process, librdkafka threads included)`);
+console.log(`  peak RSS         ${t.peakRssMb.toFixed(0)} MB`);
+
+// 2. Latency at a steady production-like rate.
+const rate = Number(values.rate);
+const steadyFrames = rate * Number(values['rate-seconds']);
+const s = await run('steady', ['--rate', String(rate)], steadyFrames);
+console.log(`\nsteady ${rate.toLocaleString()} events/s for ${values['rate-seconds']} s:`);
+console.log(`  latency p50/p99  ${pct(s.latencies, 50).toFixed(1)} / ${pct(s.latencies, 99).toFixed(1)} ms (max ${pct(s.latencies, 100).toFixed(1)})`);
+console.log(`  CPU              ${((s.cpuSeconds / s.events) * 1e6).toFixed(1)} s per million events`);
+console.log(`  peak RSS         ${s.peakRssMb.toFixed(0)} MB`);
+
+await broker?.stop();
+process.exit(0);
