@@ -1,7 +1,7 @@
 import type { RelayConfig } from '../config/relay-config.ts';
 import { CursorFileError } from '../checkpoint/cursor-file.ts';
 import { RelayPipeline } from '../pipeline/relay-pipeline.ts';
-import { createKafkaSink, KafkaSetupError } from '../sink/kafka/index.ts';
+import { createKafkaSink, KafkaFatalError, KafkaSetupError } from '../sink/kafka/index.ts';
 import { FatalStreamError } from '../sources/relay/subscription.ts';
 import { startMetricsServer } from '../telemetry/http.ts';
 import { createLogger } from '../telemetry/logger.ts';
@@ -33,6 +33,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
   } catch (err) {
     if (err instanceof KafkaSetupError) {
       logger.fatal({ err: err.message }, 'cannot set up Kafka');
+      humanLine(err.message);
       return 1;
     }
     throw err;
@@ -62,12 +63,24 @@ export async function runRelay(config: RelayConfig): Promise<number> {
       logger.info({ address: config.metricsListenAddress }, 'serving /metrics and /health');
     } catch (err) {
       logger.fatal({ err: (err as Error).message, address: config.metricsListenAddress }, 'cannot listen for metrics');
+      humanLine(`cannot listen on --metrics-listen-address ${config.metricsListenAddress}: ${(err as Error).message}`);
       await sink.close();
       return 1;
     }
   }
 
   const abort = new AbortController();
+  // A producer that can no longer deliver stops the process; the cursor is still safe (docs/invariants.md, 2).
+  let kafkaFatal: KafkaFatalError | undefined;
+  sink.onFatal((err) => {
+    kafkaFatal = err;
+    abort.abort();
+    // The drain cannot finish without a working producer.
+    setTimeout(() => {
+      humanLine(err.message);
+      process.exit(1);
+    }, 10_000).unref();
+  });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
@@ -89,9 +102,11 @@ export async function runRelay(config: RelayConfig): Promise<number> {
   let code = 0;
   try {
     await pipeline.run(abort.signal);
+    if (kafkaFatal) throw kafkaFatal;
   } catch (err) {
-    if (err instanceof FatalStreamError || err instanceof CursorFileError) {
+    if (err instanceof FatalStreamError || err instanceof CursorFileError || err instanceof KafkaFatalError) {
       logger.fatal({ err: err.message }, 'stopped');
+      humanLine(err.message);
       code = 1;
     } else {
       throw err;
@@ -104,4 +119,9 @@ export async function runRelay(config: RelayConfig): Promise<number> {
   }
   logger.flush();
   return code;
+}
+
+/** Besides the JSON log: the reason in one plain line, last on stderr, for whoever ran the command. */
+function humanLine(message: string): void {
+  setImmediate(() => process.stderr.write(`atkafka: ${message}\n`));
 }
