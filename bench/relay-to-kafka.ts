@@ -24,6 +24,8 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '1000000' },
     rate: { type: 'string', default: '5000' },
     'rate-seconds': { type: 'string', default: '20' },
+    'kafka-option': { type: 'string', multiple: true, default: [] },
+    'skip-max': { type: 'boolean', default: false },
   },
 });
 const CORPUS = fileURLToPath(new URL('../test/fixtures/corpus/frames.bin.zst', import.meta.url));
@@ -51,7 +53,7 @@ function kafkaOptions(topic: string): KafkaSinkOptions {
     batchBytes: 1_048_576,
     maxMessageBytes: 20_971_520,
     clientId: 'atkafka-bench',
-    extra: {},
+    extra: Object.fromEntries(values['kafka-option'].map((kv) => kv.split('=', 2) as [string, string])),
   };
 }
 
@@ -85,7 +87,7 @@ async function run(name: string, relayArgs: string[], frames: number): Promise<R
     cursorFile: undefined,
     initialCursor: undefined,
     cursorSaveIntervalMs: 1000,
-    maxInFlight: 20_000,
+    maxInFlight: Number(process.env.MAX_IN_FLIGHT ?? 20_000),
     stallTimeoutMs: 0,
     backoffInitialMs: 1000,
     backoffMaxMs: 30_000,
@@ -102,7 +104,14 @@ async function run(name: string, relayArgs: string[], frames: number): Promise<R
     },
   });
   let peakRss = 0;
-  const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
+  let peakMem = process.memoryUsage();
+  const rssTimer = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    if (rss > peakRss) {
+      peakRss = rss;
+      if (process.env.BENCH_MEM) peakMem = process.memoryUsage();
+    }
+  }, 50);
   const cpu0 = process.cpuUsage();
   const abort = new AbortController();
   const running = pipeline.run(abort.signal);
@@ -113,6 +122,10 @@ async function run(name: string, relayArgs: string[], frames: number): Promise<R
   await running;
   await sink.close();
   relay.stop();
+  if (process.env.BENCH_MEM) {
+    const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
+    console.log(`  at peak RSS: heapTotal ${mb(peakMem.heapTotal)}, heapUsed ${mb(peakMem.heapUsed)}, external ${mb(peakMem.external)}, arrayBuffers ${mb(peakMem.arrayBuffers)}`);
+  }
   return {
     events: frames,
     seconds: (lastAt - firstAt) / 1000,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 import { decode } from '@atcute/cbor';
 import { fromUint8Array, type CarEntry } from '@atcute/car';
@@ -78,7 +78,7 @@ function readRecord(blocks: CarEntry[], cid: Uint8Array): Record<string, unknown
     throw new InputError('cid-mismatch', `record CID has codec 0x${codec.toString(16)}, hash 0x${digest.codec.toString(16)}`);
   }
   // The CAR names the block by CID but nothing guarantees the bytes match it.
-  const actual = createHash('sha256').update(entry.bytes).digest();
+  const actual = hash('sha256', entry.bytes, 'buffer');
   if (!bytesEqual(actual, digest.contents)) throw new InputError('cid-mismatch', 'record bytes do not hash to the op CID');
 
   let record: unknown;

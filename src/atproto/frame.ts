@@ -84,7 +84,10 @@ export type FirehoseEvent =
  * bad input and leaves logging and counting to the caller. Record blocks are
  * not decoded here (see commit-ops.ts), so a frame is decoded exactly once.
  */
-export function decodeFrame(bytes: Uint8Array): FirehoseEvent {
+export function decodeFrame(frame: Uint8Array): FirehoseEvent {
+  // A plain Uint8Array view: the decoder slices it many times per frame, and
+  // Buffer#subarray is several times slower than Uint8Array#subarray.
+  const bytes = Buffer.isBuffer(frame) ? new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength) : frame;
   if (bytes.length > MAX_FRAME_BYTES) {
     throw new InputError('frame-too-large', `frame of ${bytes.length} bytes exceeds ${MAX_FRAME_BYTES}`);
   }

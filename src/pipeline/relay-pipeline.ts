@@ -63,6 +63,7 @@ export class RelayPipeline {
   constructor(opts: RelayPipelineOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
+    opts.sink.onConfirmed((ticket) => this.#confirmed(ticket as Ticket | null));
   }
 
   status(): RelayPipelineStatus {
@@ -195,7 +196,7 @@ export class RelayPipeline {
         }
         metrics.eventHandled('info', '');
         // #info has no seq: it is delivered, but no position depends on it.
-        this.#opts.sink.send(UNKNOWN_KEY, formatInfo(evt, new Date()), noop);
+        this.#opts.sink.send(UNKNOWN_KEY, formatInfo(evt, new Date()), null);
         return;
       }
       case 'error': {
@@ -266,12 +267,17 @@ export class RelayPipeline {
   #send(ticket: Ticket, key: string, value: string): void {
     ticket.pending++;
     const sink = this.#opts.sink;
-    sink.send(key, value, () => {
+    sink.send(key, value, ticket);
+    if (!this.#paused && sink.inFlight >= this.#opts.maxInFlight) this.#setPaused(true);
+  }
+
+  /** A message is in Kafka; `null` for messages no position depends on (#info). */
+  #confirmed(ticket: Ticket | null): void {
+    if (ticket !== null) {
       this.#watermark.confirm(ticket);
       if (ticket.pending === 0) this.#eventDone(ticket);
-      if (this.#paused && sink.inFlight <= this.#opts.maxInFlight / 2) this.#setPaused(false);
-    });
-    if (!this.#paused && sink.inFlight >= this.#opts.maxInFlight) this.#setPaused(true);
+    }
+    if (this.#paused && this.#opts.sink.inFlight <= this.#opts.maxInFlight / 2) this.#setPaused(false);
   }
 
   #seal(ticket: Ticket): void {
@@ -327,5 +333,3 @@ function normalizeHost(host: string): string {
     return host;
   }
 }
-
-function noop(): void {}

@@ -16,12 +16,21 @@ const handledEvents = new Counter({
   help: 'Events handled, by action (operation#create|update|delete, account, identity, info, sync) and collection',
   labelNames: ['action_name', 'collection'] as const,
   registers: [registry],
+  collect() {
+    publishHandled();
+  },
 });
+let delivered = 0;
+let deliveredPublished = 0;
 const producedEvents = new Counter({
   name: 'atkafka_produced_events',
   help: 'Kafka delivery reports, by status (ok, error); errors are retried, never dropped',
   labelNames: ['status'] as const,
   registers: [registry],
+  collect() {
+    producedOk.inc(delivered - deliveredPublished);
+    deliveredPublished = delivered;
+  },
 });
 const invalidInput = new Counter({
   name: 'atkafka_invalid_input',
@@ -34,15 +43,25 @@ const relayCursor = new Gauge({
   help: 'Highest relay seq with every event up to it confirmed by Kafka (what the cursor file holds)',
   registers: [registry],
 });
-const relaySeq = new Gauge({
+// Set per event on the hot path as plain variables; turned into gauges only when scraped.
+let lastSeq: number | undefined;
+let lastEventTime: string | undefined;
+new Gauge({
   name: 'atkafka_relay_last_seq',
   help: 'Seq of the last event read from the relay',
   registers: [registry],
+  collect() {
+    if (lastSeq !== undefined) this.set(lastSeq);
+  },
 });
-const relayEventTime = new Gauge({
+new Gauge({
   name: 'atkafka_relay_last_event_time_seconds',
   help: 'Event time of the last relay event read (unix seconds); now minus this is the lag behind the network',
   registers: [registry],
+  collect() {
+    const ms = lastEventTime === undefined ? Number.NaN : Date.parse(lastEventTime);
+    if (!Number.isNaN(ms)) this.set(ms / 1000);
+  },
 });
 const relayConnected = new Gauge({
   name: 'atkafka_relay_connected',
@@ -75,10 +94,14 @@ const relayDuplicates = new Counter({
   help: 'Relay events skipped because their seq was already handled in this process',
   registers: [registry],
 });
-const inFlight = new Gauge({
+let inFlightSource: () => number = () => 0;
+new Gauge({
   name: 'atkafka_kafka_in_flight',
   help: 'Kafka messages handed to the producer and not yet confirmed',
   registers: [registry],
+  collect() {
+    this.set(inFlightSource());
+  },
 });
 const paused = new Gauge({
   name: 'atkafka_backpressure_paused',
@@ -97,22 +120,39 @@ const eventLatency = new Histogram({
   registers: [registry],
 });
 
-const handledChildren = new Map<string, Counter.Internal>();
+// action -> collection -> plain count; published to the counter when scraped,
+// so the hot path does a map lookup and an add, not a prom-client update.
+interface HandledCount {
+  n: number;
+  published: number;
+}
+const handledCounts = new Map<string, Map<string, HandledCount>>();
 
 export function eventHandled(actionName: string, collection: string): void {
-  const key = `${actionName}\u0000${collection}`;
-  let child = handledChildren.get(key);
-  if (child === undefined) {
-    child = handledEvents.labels(actionName, collection);
-    handledChildren.set(key, child);
+  let byCollection = handledCounts.get(actionName);
+  if (byCollection === undefined) {
+    byCollection = new Map();
+    handledCounts.set(actionName, byCollection);
   }
-  child.inc();
+  const count = byCollection.get(collection);
+  if (count === undefined) byCollection.set(collection, { n: 1, published: 0 });
+  else count.n++;
+}
+
+function publishHandled(): void {
+  for (const [action, byCollection] of handledCounts) {
+    for (const [collection, count] of byCollection) {
+      if (count.n === count.published) continue;
+      handledEvents.labels(action, collection).inc(count.n - count.published);
+      count.published = count.n;
+    }
+  }
 }
 
 const producedOk = producedEvents.labels('ok');
 const producedError = producedEvents.labels('error');
 export function messagesDelivered(count: number): void {
-  producedOk.inc(count);
+  delivered += count;
 }
 export function deliveryFailed(): void {
   producedError.inc();
@@ -124,11 +164,8 @@ export function inputSkipped(source: string, reason: InputErrorReason): void {
 }
 
 export function relayPosition(seq: number, eventTime: string | undefined): void {
-  relaySeq.set(seq);
-  if (eventTime !== undefined) {
-    const ms = Date.parse(eventTime);
-    if (!Number.isNaN(ms)) relayEventTime.set(ms / 1000);
-  }
+  lastSeq = seq;
+  if (eventTime !== undefined) lastEventTime = eventTime;
 }
 export function relayCursorSaved(seq: number): void {
   relayCursor.set(seq);
@@ -149,8 +186,9 @@ export function relayOutdatedCursor(): void {
 export function relayDuplicate(): void {
   relayDuplicates.inc();
 }
-export function kafkaInFlight(count: number): void {
-  inFlight.set(count);
+/** The gauge reads the count when scraped. */
+export function kafkaInFlightFrom(source: () => number): void {
+  inFlightSource = source;
 }
 export function backpressure(on: boolean): void {
   paused.set(on ? 1 : 0);

@@ -12,7 +12,7 @@ import type { KafkaSinkOptions, MessageSink } from './types.ts';
 interface Pending {
   key: string;
   value: Buffer;
-  confirmed: () => void;
+  token: unknown;
 }
 
 const CONNECT_TIMEOUT_MS = 60_000;
@@ -23,6 +23,7 @@ const CONNECT_TIMEOUT_MS = 60_000;
  * the only way a message leaves this sink is confirmed by the broker.
  */
 export class KafkaSink implements MessageSink {
+  #confirmed: (token: unknown) => void = () => {};
   readonly #producer: Producer;
   readonly #topic: string;
   readonly #log: Logger;
@@ -41,6 +42,7 @@ export class KafkaSink implements MessageSink {
     const producer = new Kafka.Producer(producerConfig(opts, queueMessages));
     await connect(producer, opts, log);
     const sink = new KafkaSink(producer, opts.topic, log);
+    metrics.kafkaInFlightFrom(() => sink.inFlight);
     producer.on('delivery-report', (err, report) => sink.#onDelivery(err, report));
     producer.on('event.error', (err) => sink.#onError(err));
     producer.setPollInBackground(true);
@@ -67,10 +69,13 @@ export class KafkaSink implements MessageSink {
     this.#fatal = handler;
   }
 
-  send(key: string, value: string, confirmed: () => void): void {
+  onConfirmed(handler: (token: unknown) => void): void {
+    this.#confirmed = handler;
+  }
+
+  send(key: string, value: string, token: unknown): void {
     this.#inFlight++;
-    metrics.kafkaInFlight(this.#inFlight);
-    this.#produce({ key, value: Buffer.from(value), confirmed });
+    this.#produce({ key, value: Buffer.from(value), token });
   }
 
   #produce(pending: Pending): void {
@@ -93,14 +98,11 @@ export class KafkaSink implements MessageSink {
     }
     this.#inFlight--;
     metrics.messagesDelivered(1);
-    pending.confirmed();
+    this.#confirmed(pending.token);
     if (this.#inFlight === 0) {
-      metrics.kafkaInFlight(0);
       const waiting = this.#drained;
       this.#drained = [];
       for (const resolve of waiting) resolve();
-    } else if ((this.#inFlight & 1023) === 0) {
-      metrics.kafkaInFlight(this.#inFlight);
     }
   }
 

@@ -1,10 +1,14 @@
 /**
- * What the pipeline needs from Kafka. `confirmed` runs once the broker has
- * acknowledged the message (acks=all); a failed delivery is retried inside
- * the sink and never surfaces as a lost message (docs/invariants.md, rule 2).
+ * What the pipeline needs from Kafka. The confirmation handler gets a
+ * message's token once the broker has acknowledged it (acks=all); a failed
+ * delivery is retried inside the sink and never surfaces as a lost message
+ * (docs/invariants.md, rule 2). A token instead of a callback per message:
+ * no closure is allocated on the hot path.
  */
-export interface MessageSink {
-  send(key: string, value: string, confirmed: () => void): void;
+export interface MessageSink<T = unknown> {
+  /** Set once, before the first send. */
+  onConfirmed(handler: (token: T) => void): void;
+  send(key: string, value: string, token: T): void;
   /** Messages sent and not yet confirmed. */
   readonly inFlight: number;
   /** Resolves when every message sent so far is confirmed. */
