@@ -1,0 +1,20 @@
+// The relay pipeline (websocket, decode, format, watermark) with a sink that confirms at once: node bench/micro/pipeline-null-sink.ts
+import { spawn } from 'node:child_process';
+import { pino } from 'pino';
+import { RelayPipeline } from '../../src/pipeline/relay-pipeline.ts';
+const N = 300000;
+const child = spawn(process.execPath, [new URL('../../bin/atkafka.js', import.meta.url).pathname, 'replay', '--file', new URL('../../test/fixtures/corpus/frames.bin.zst', import.meta.url).pathname, '--loop', '--limit', String(N)], { stdio: ['ignore', 'pipe', 'ignore'] });
+const url = await new Promise<string>((r) => child.stdout!.once('data', (d) => r(d.toString().trim())));
+let inFlight = 0;
+let handler: (t: unknown) => void = () => {};
+const sink = { onConfirmed(h: (t: unknown) => void) { handler = h; }, get inFlight() { return inFlight; }, send(_k: string, v: string, t: unknown) { inFlight++; Buffer.from(v); queueMicrotask(() => { inFlight--; handler(t); }); }, flush: async () => {}, close: async () => {} };
+let n = 0; let t0 = 0;
+const done = Promise.withResolvers<void>();
+const p = new RelayPipeline({ relayHost: url, cursorFile: undefined, initialCursor: undefined, cursorSaveIntervalMs: 1000, maxInFlight: 20000, stallTimeoutMs: 0, backoffInitialMs: 1000, backoffMaxMs: 1000, userAgent: 'x', sink, logger: pino({ level: 'warn' }), onEventConfirmed: () => { if (n === 0) t0 = performance.now(); if (++n === N) done.resolve(); } });
+const ac = new AbortController();
+const cpu0 = process.cpuUsage();
+const run = p.run(ac.signal);
+await done.promise;
+const s = (performance.now() - t0) / 1000; const c = process.cpuUsage(cpu0);
+console.log(`${Math.round(N / s)} events/s, ${((c.user + c.system) / N).toFixed(1)} us CPU/event`);
+ac.abort(); await run; child.kill(); process.exit(0);
