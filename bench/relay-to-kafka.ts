@@ -74,9 +74,12 @@ interface Result {
   latencies: Float64Array;
 }
 
-async function run(name: string, relayArgs: string[], frames: number): Promise<Result> {
+const MAX_IN_FLIGHT = Number(process.env.MAX_IN_FLIGHT ?? 10_000); // the CLI default
+// One topic for both runs, so the steady run measures a warm topic (leaders known), like production.
+const sink = await createKafkaSink(kafkaOptions(`bench-${Date.now()}`), log, MAX_IN_FLIGHT);
+
+async function run(relayArgs: string[], frames: number): Promise<Result> {
   const relay = await startRelay([...relayArgs, '--limit', String(frames)]);
-  const sink = await createKafkaSink(kafkaOptions(`bench-${name}-${Date.now()}`), log, 20_000);
   const latencies = new Float64Array(frames);
   let confirmed = 0;
   let firstAt = 0;
@@ -87,7 +90,7 @@ async function run(name: string, relayArgs: string[], frames: number): Promise<R
     cursorFile: undefined,
     initialCursor: undefined,
     cursorSaveIntervalMs: 1000,
-    maxInFlight: Number(process.env.MAX_IN_FLIGHT ?? 20_000),
+    maxInFlight: MAX_IN_FLIGHT,
     stallTimeoutMs: 0,
     backoffInitialMs: 1000,
     backoffMaxMs: 30_000,
@@ -120,7 +123,6 @@ async function run(name: string, relayArgs: string[], frames: number): Promise<R
   clearInterval(rssTimer);
   abort.abort();
   await running;
-  await sink.close();
   relay.stop();
   if (process.env.BENCH_MEM) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
@@ -143,7 +145,7 @@ console.log(`input: ${CORPUS} (${framesPerLoop} frames, ${opsPerLoop} ops) loope
 // 1. Throughput: as fast as the bridge and the broker go.
 const frames = loops * framesPerLoop;
 const ops = loops * opsPerLoop;
-const t = await run('max', [], frames);
+const t = await run([], frames);
 const opsPerSec = ops / t.seconds;
 console.log(`\nmax throughput: ${ops.toLocaleString()} ops (${frames.toLocaleString()} frames) in ${t.seconds.toFixed(1)} s`);
 console.log(`  ops/s            ${Math.round(opsPerSec).toLocaleString()}`);
@@ -154,11 +156,12 @@ console.log(`  peak RSS         ${t.peakRssMb.toFixed(0)} MB`);
 // 2. Latency at a steady production-like rate.
 const rate = Number(values.rate);
 const steadyFrames = rate * Number(values['rate-seconds']);
-const s = await run('steady', ['--rate', String(rate)], steadyFrames);
+const s = await run(['--rate', String(rate)], steadyFrames);
 console.log(`\nsteady ${rate.toLocaleString()} events/s for ${values['rate-seconds']} s:`);
 console.log(`  latency p50/p99  ${pct(s.latencies, 50).toFixed(1)} / ${pct(s.latencies, 99).toFixed(1)} ms (max ${pct(s.latencies, 100).toFixed(1)})`);
 console.log(`  CPU              ${((s.cpuSeconds / s.events) * 1e6).toFixed(1)} s per million events`);
 console.log(`  peak RSS         ${s.peakRssMb.toFixed(0)} MB`);
 
+await sink.close();
 await broker?.stop();
 process.exit(0);

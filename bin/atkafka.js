@@ -1,9 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=16
 // Entry point: checks the runtime before loading TypeScript sources that need it.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   process.stderr.write(
-    `atkafka: needs Node.js 24 or newer, this is ${process.version}; run it through npm (npm exec atkafka) or put node_modules/.bin first on PATH\n`,
+    `atkafka: needs Node.js 24 or newer, this is ${process.version}; run ./atkafka from the checkout (after npm run setup) or npm exec atkafka\n`,
   );
   process.exit(2);
 }

@@ -38,7 +38,7 @@ export const kafkaFlags: FlagSpec[] = [
     name: 'max-in-flight',
     kind: 'int',
     env: ['ATKAFKA_MAX_IN_FLIGHT'],
-    default: '20000',
+    default: '10000',
     help: 'Messages awaiting Kafka confirmation before reading upstream pauses (bounds memory)',
   },
   { name: 'client-id', kind: 'string', env: ['ATKAFKA_CLIENT_ID'], default: 'atkafka', help: 'Kafka client.id' },
