@@ -49,6 +49,7 @@ function kafkaOptions(topic: string): KafkaSinkOptions {
     partitions: 200,
     replicationFactor: 1,
     compression: 'zstd',
+    compressionLevel: 1,
     lingerMs: 20,
     batchBytes: 1_048_576,
     maxMessageBytes: 20_971_520,

@@ -5,7 +5,7 @@ import { launchBroker } from '../../scripts/kafka/local-broker.ts';
 import { corpusFrames, expectedMessages } from '../../test/support/corpus.ts';
 const msgs = expectedMessages(corpusFrames());
 const broker = await launchBroker({ fastStartup: false });
-const sink = await createKafkaSink({ bootstrapServers: [broker.bootstrap], topic: 'sinkonly', partitions: 200, replicationFactor: 1, compression: 'zstd', lingerMs: Number(process.env.LINGER ?? 20), batchBytes: 1048576, maxMessageBytes: 20971520, clientId: 'x', extra: {} }, pino({ level: 'warn' }), 20000);
+const sink = await createKafkaSink({ bootstrapServers: [broker.bootstrap], topic: 'sinkonly', partitions: 200, replicationFactor: 1, compression: 'zstd', compressionLevel: 1, lingerMs: Number(process.env.LINGER ?? 20), batchBytes: 1048576, maxMessageBytes: 20971520, clientId: 'x', extra: {} }, pino({ level: 'warn' }), 20000);
 const N = 300000, CAP = Number(process.env.CAP ?? 20000);
 let sent = 0, done = 0;
 const fin = Promise.withResolvers<void>();

@@ -46,6 +46,8 @@ export function kafkaConfig(v: Values): { kafka: KafkaSinkOptions; maxInFlight: 
   if (!['zstd', 'lz4', 'gzip', 'snappy', 'none'].includes(compression)) {
     throw new UsageError(`--compression: "${compression}" is not one of zstd, lz4, gzip, snappy, none`);
   }
+  const compressionLevel = get<number>(v, 'compression-level');
+  if (compressionLevel < -1 || compressionLevel > 22) throw new UsageError('--compression-level must be between -1 and 22');
   const maxInFlight = get<number>(v, 'max-in-flight');
   if (maxInFlight < 1) throw new UsageError('--max-in-flight must be at least 1');
   const batchBytes = get<number>(v, 'batch-size');
@@ -83,6 +85,7 @@ export function kafkaConfig(v: Values): { kafka: KafkaSinkOptions; maxInFlight: 
       partitions,
       replicationFactor,
       compression: compression as KafkaSinkOptions['compression'],
+      compressionLevel,
       lingerMs: get<number>(v, 'linger'),
       batchBytes,
       maxMessageBytes,

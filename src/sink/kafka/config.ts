@@ -18,6 +18,7 @@ export function producerConfig(opts: KafkaSinkOptions, queueMessages: number): R
     'message.timeout.ms': 0,
     partitioner: 'murmur2_random',
     'compression.codec': opts.compression,
+    'compression.level': opts.compressionLevel,
     'linger.ms': opts.lingerMs,
     'batch.size': opts.batchBytes,
     'message.max.bytes': opts.maxMessageBytes + 64 * 1024,

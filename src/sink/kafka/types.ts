@@ -23,6 +23,8 @@ export interface KafkaSinkOptions {
   partitions: number;
   replicationFactor: number;
   compression: 'zstd' | 'lz4' | 'gzip' | 'snappy' | 'none';
+  /** -1: the codec's default */
+  compressionLevel: number;
   lingerMs: number;
   batchBytes: number;
   /** Largest message the producer and a topic we create accept. */
