@@ -236,7 +236,12 @@ export class RelayPipeline {
     if (last !== undefined) {
       if (seq <= last) {
         metrics.relayDuplicate();
-        this.#log.debug({ seq, last }, 'skipping already handled seq');
+        if (firstAfterConnect) {
+          // A relay honouring ?cursor= never does this: it was reset, or it is another relay.
+          this.#log.error({ seq, cursor: last }, 'relay resumed BELOW our cursor; skipping seqs we already have until it passes it');
+        } else {
+          this.#log.debug({ seq, last }, 'skipping already handled seq');
+        }
         return false;
       }
       if (seq > last + 1) this.#gap(last, seq, firstAfterConnect);
