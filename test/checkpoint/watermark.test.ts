@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { Watermark, type Ticket } from '../../src/checkpoint/watermark.ts';
+import { prng } from '../support/prng.ts';
 
 /** How the pipeline hands out a message of an event: one more pending confirmation. */
 function send(t: Ticket): Ticket {
@@ -159,17 +160,6 @@ describe('Watermark', () => {
   });
 });
 
-/** Seeded PRNG (mulberry32), so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ModelEvent {
   position: number;

@@ -13,14 +13,7 @@ import { RelayPipeline } from '../../src/pipeline/relay-pipeline.ts';
 import { startReplayServer } from '../../src/replay/index.ts';
 import type { MessageSink } from '../../src/sink/kafka/types.ts';
 import { corpusFrames, expectedMessages, lastSeq } from '../support/corpus.ts';
-
-/** Seeded PRNG so a failure can be replayed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed * 1664525 + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
-}
+import { prng } from '../support/prng.ts';
 
 class ShuffledSink implements MessageSink<Ticket | null> {
   readonly held: (Ticket | null)[] = [];
@@ -68,7 +61,7 @@ describe('relay pipeline checkpoint', () => {
       const dir = await mkdtemp(join(tmpdir(), 'atkafka-wm-'));
       const cursorFile = join(dir, 'cursor.json');
       await using relay = await startReplayServer({ frames, rate: 300 });
-      const sink = new ShuffledSink(rng(seed));
+      const sink = new ShuffledSink(prng(seed));
       const maxInFlight = 8;
       const pipeline = new RelayPipeline({
         relayHost: relay.url,
