@@ -7,7 +7,8 @@
  *     [--rate 5000] [--latency-seconds 15] [--modes throughput,latency]
  *     [--only REGEX] [--settle-ms 5000] [--broker-pid-file FILE]
  *     [--kafka-libs DIR] [--out results.json]
- *     [--bounce-cmd 'SHELL COMMAND'] [--bounce-after 8]
+ *     [--bounce-cmd 'SHELL COMMAND'] [--bounce-after 8] [--attempts 3]
+ *   node bench/kafka-clients/compare.ts --from a.json,b.json   (re-render saved results)
  *
  * Each case runs in its own Node process (run-case.ts), so CPU seconds
  * (process.cpuUsage, all threads incl. librdkafka's) and peak RSS belong to
@@ -83,6 +84,12 @@ export const VARIANTS: Variant[] = [
   // after retriable partition errors). Kept as a reference point.
   { client: 'platformatic', name: 'plt-send-b5000-l5-s2', options: { api: 'send', batchSize: 5000, lingerMs: 5, sends: 2 } },
   // Diagnostics: where the CPU goes at a low rate (not zstd, so not eligible).
+  {
+    client: 'confluent',
+    name: 'diag-rdk-linger5-maxinflight1',
+    options: { 'max.in.flight.requests.per.connection': 1 },
+    explicit: true,
+  },
   { client: 'confluent', name: 'diag-rdk-linger5-lz4', options: { 'compression.codec': 'lz4' }, explicit: true },
   { client: 'confluent', name: 'diag-rdk-linger5-none', options: { 'compression.codec': 'none' }, explicit: true },
   { client: 'confluent', name: 'diag-rdk-linger5-zstd1', options: { 'compression.level': 1 }, explicit: true },
