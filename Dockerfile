@@ -11,7 +11,7 @@ ENV CKJS_LINKING=dynamic
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libzstd1 liblz4-1 ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends libzstd1 liblz4-1 libssl3 zlib1g ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
