@@ -1,12 +1,13 @@
 // npm run bench: the real corpus, looped by the replay relay to >= 1,000,000 ops, through the
 // relay pipeline into a real Kafka broker on this machine. Prints throughput, latency, CPU, RSS.
 //
-//   node bench/relay-to-kafka.ts [--ops N] [--rate-seconds S] [--rate R]
+//   node bench/relay-to-kafka.ts [--ops N] [--warmup N] [--rate-seconds S] [--rate R] [--partitions P] [--kafka-option k=v]...
 //   KAFKA_BOOTSTRAP_SERVERS=host:port to use an existing broker instead of starting one.
 //
 // The pipeline runs in this process (so CPU and RSS are exactly the bridge's, librdkafka's threads
 // included); the replay relay runs in a child process, the broker in a JVM.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -25,7 +26,8 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '5000' },
     'rate-seconds': { type: 'string', default: '20' },
     'kafka-option': { type: 'string', multiple: true, default: [] },
-    'skip-max': { type: 'boolean', default: false },
+    warmup: { type: 'string', default: '150000' },
+    partitions: { type: 'string', default: '200' },
   },
 });
 const CORPUS = fileURLToPath(new URL('../test/fixtures/corpus/frames.bin.zst', import.meta.url));
@@ -46,7 +48,7 @@ function kafkaOptions(topic: string): KafkaSinkOptions {
   return {
     bootstrapServers: bootstrap.split(','),
     topic,
-    partitions: 200,
+    partitions: Number(values.partitions),
     replicationFactor: 1,
     compression: 'zstd',
     compressionLevel: 1,
@@ -58,19 +60,34 @@ function kafkaOptions(topic: string): KafkaSinkOptions {
   };
 }
 
-async function startRelay(args: string[]): Promise<{ url: string; stop: () => void }> {
+/** utime + stime of a process from /proc, in seconds (Linux; CLK_TCK is 100 there). */
+function procCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+async function startRelay(args: string[]): Promise<{ url: string; pid: number | undefined; stop: () => void }> {
   const child = spawn(process.execPath, [BIN, 'replay', '--file', CORPUS, '--loop', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
     child.once('exit', (code) => reject(new Error(`replay exited ${code}`)));
   });
-  return { url, stop: () => child.kill('SIGTERM') };
+  return { url, pid: child.pid, stop: () => child.kill('SIGTERM') };
 }
 
 interface Result {
   events: number;
   seconds: number;
   cpuSeconds: number;
+  brokerCpuSeconds: number;
+  relayCpuSeconds: number;
+  mainThreadBusy: number;
   peakRssMb: number;
   latencies: Float64Array;
 }
@@ -117,10 +134,16 @@ async function run(relayArgs: string[], frames: number): Promise<Result> {
     }
   }, 50);
   const cpu0 = process.cpuUsage();
+  const broker0 = procCpuSeconds(broker?.pid);
+  const relay0 = procCpuSeconds(relay.pid);
+  const elu0 = performance.eventLoopUtilization();
   const abort = new AbortController();
   const running = pipeline.run(abort.signal);
   await done.promise;
   const cpu = process.cpuUsage(cpu0);
+  const brokerCpu = procCpuSeconds(broker?.pid) - broker0;
+  const relayCpu = procCpuSeconds(relay.pid) - relay0;
+  const elu = performance.eventLoopUtilization(elu0);
   clearInterval(rssTimer);
   abort.abort();
   await running;
@@ -133,11 +156,15 @@ async function run(relayArgs: string[], frames: number): Promise<Result> {
     events: frames,
     seconds: (lastAt - firstAt) / 1000,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    brokerCpuSeconds: brokerCpu,
+    relayCpuSeconds: relayCpu,
+    mainThreadBusy: elu.utilization,
     peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
     latencies: latencies.subarray(0, confirmed).sort(),
   };
 }
 
+const cpuPerMillion = (seconds: number, n: number) => (Number.isNaN(seconds) ? 'n/a' : ((seconds / n) * 1e6).toFixed(1));
 const pct = (a: Float64Array, p: number) => a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))]!;
 
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
@@ -146,12 +173,20 @@ console.log(`input: ${CORPUS} (${framesPerLoop} frames, ${opsPerLoop} ops) loope
 // 1. Throughput: as fast as the bridge and the broker go.
 const frames = loops * framesPerLoop;
 const ops = loops * opsPerLoop;
+// 0. Warm-up: the broker's JIT and the topic's 200 partition leaders, as in any running deployment.
+const warmupLoops = Math.ceil(Number(values.warmup) / opsPerLoop);
+if (warmupLoops > 0) {
+  const w = await run([], warmupLoops * framesPerLoop);
+  console.log(`\nwarm-up: ${(warmupLoops * opsPerLoop).toLocaleString()} ops at ${Math.round((warmupLoops * opsPerLoop) / w.seconds).toLocaleString()} ops/s (not counted)`);
+}
 const t = await run([], frames);
 const opsPerSec = ops / t.seconds;
 console.log(`\nmax throughput: ${ops.toLocaleString()} ops (${frames.toLocaleString()} frames) in ${t.seconds.toFixed(1)} s`);
 console.log(`  ops/s            ${Math.round(opsPerSec).toLocaleString()}`);
 console.log(`  latency p50/p99  ${pct(t.latencies, 50).toFixed(1)} / ${pct(t.latencies, 99).toFixed(1)} ms (frame read -> Kafka confirmed, at saturation)`);
 console.log(`  CPU              ${((t.cpuSeconds / ops) * 1e6).toFixed(1)} s per million ops (bridge process, librdkafka threads included)`);
+console.log(`  other CPU        broker ${cpuPerMillion(t.brokerCpuSeconds, ops)}, replay relay ${cpuPerMillion(t.relayCpuSeconds, ops)} s per million ops`);
+console.log(`  main thread      ${(t.mainThreadBusy * 100).toFixed(0)}% busy (event loop utilization)`);
 console.log(`  peak RSS         ${t.peakRssMb.toFixed(0)} MB`);
 
 // 2. Latency at a steady production-like rate.
@@ -161,6 +196,7 @@ const s = await run(['--rate', String(rate)], steadyFrames);
 console.log(`\nsteady ${rate.toLocaleString()} events/s for ${values['rate-seconds']} s:`);
 console.log(`  latency p50/p99  ${pct(s.latencies, 50).toFixed(1)} / ${pct(s.latencies, 99).toFixed(1)} ms (max ${pct(s.latencies, 100).toFixed(1)})`);
 console.log(`  CPU              ${((s.cpuSeconds / s.events) * 1e6).toFixed(1)} s per million events`);
+console.log(`  other CPU        broker ${cpuPerMillion(s.brokerCpuSeconds, s.events)}, replay relay ${cpuPerMillion(s.relayCpuSeconds, s.events)} s per million events`);
 console.log(`  peak RSS         ${s.peakRssMb.toFixed(0)} MB`);
 
 await sink.close();

@@ -49,6 +49,8 @@ export interface LocalBroker {
   readonly logFile: string;
   /** Whether the JVM is currently running. */
   readonly running: boolean;
+  /** The JVM's process id while it runs (benchmarks read its CPU time from /proc). */
+  readonly pid: number | undefined;
   /** Kill the JVM (default SIGKILL, a crash; SIGTERM is a clean shutdown), keeping data and ports. */
   halt(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
   /** Start the JVM again on the same ports with the same data; resolves once it serves requests. */
@@ -436,6 +438,7 @@ async function launch(opts: Internal): Promise<LocalBroker> {
     dir,
     logFile,
     get running() { return entry.pid() !== undefined; },
+    get pid() { return entry.pid(); },
     async halt(signal = 'SIGKILL') {
       if (stopped) throw new Error('broker was stopped');
       await kill(signal);

@@ -25,7 +25,9 @@ export function producerConfig(opts: KafkaSinkOptions, queueMessages: number): R
     'queue.buffering.max.messages': queueMessages,
     'queue.buffering.max.kbytes': 2_097_151,
     'socket.keepalive.enable': true,
-    dr_cb: true,
+    // Confirmation is by flush epochs (producer.ts); only failures are reported, with the message.
+    'delivery.report.only.error': true,
+    dr_msg_cb: true,
     ...securityConfig(opts),
   };
   for (const [key, value] of Object.entries(opts.extra)) conf[key] = value;
