@@ -24,5 +24,5 @@ RUN mkdir /data && chown node:node /data
 VOLUME /data
 EXPOSE 8081
 USER node
-ENTRYPOINT ["node", "--max-semi-space-size=16", "/app/bin/atkafka.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/bin/atkafka.js"]
 CMD ["firehose", "relay"]

@@ -14,7 +14,6 @@ import { parseArgs } from 'node:util';
 
 import { pino } from 'pino';
 
-import { launchBroker } from '../scripts/kafka/local-broker.ts';
 import { RelayPipeline } from '../src/pipeline/relay-pipeline.ts';
 import { createKafkaSink } from '../src/sink/kafka/index.ts';
 import type { KafkaSinkOptions } from '../src/sink/kafka/types.ts';
@@ -40,8 +39,36 @@ const framesPerLoop = corpus.frames.length;
 const loops = Math.ceil(Number(values.ops) / opsPerLoop);
 
 const external = process.env.KAFKA_BOOTSTRAP_SERVERS?.trim();
-const broker = external ? undefined : await launchBroker({ fastStartup: false });
+// The broker runs from a child process: its launcher's modules would otherwise count in the bridge's RSS.
+const broker = external ? undefined : await startBroker();
 const bootstrap = external ?? broker!.bootstrap;
+
+async function startBroker(): Promise<{ bootstrap: string; pid: number | undefined; stop: () => Promise<void> }> {
+  const script = fileURLToPath(new URL('../scripts/kafka/broker.ts', import.meta.url));
+  const child = spawn(process.execPath, [script, '--full-jit'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      lines.push(...parts);
+      if (lines.some((l) => l.startsWith('KAFKA_BROKER_PID='))) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`scripts/kafka/broker.ts exited ${code}`)));
+  });
+  const value = (name: string) => lines.find((l) => l.startsWith(`${name}=`))!.slice(name.length + 1);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    bootstrap: value('KAFKA_BOOTSTRAP_SERVERS'),
+    pid: Number(value('KAFKA_BROKER_PID')) || undefined,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
 
 function kafkaOptions(topic: string): KafkaSinkOptions {
   // The CLI defaults (src/config/flags.ts).
@@ -93,6 +120,7 @@ interface Result {
 }
 
 const MAX_IN_FLIGHT = Number(process.env.MAX_IN_FLIGHT ?? 10_000); // the CLI default
+const DECODE_THREADS = Number(process.env.DECODE_THREADS ?? 1); // the CLI default
 // One topic for both runs, so the steady run measures a warm topic (leaders known), like production.
 const sink = await createKafkaSink(kafkaOptions(`bench-${Date.now()}`), log, MAX_IN_FLIGHT);
 
@@ -109,6 +137,7 @@ async function run(relayArgs: string[], frames: number): Promise<Result> {
     initialCursor: undefined,
     cursorSaveIntervalMs: 1000,
     maxInFlight: MAX_IN_FLIGHT,
+    decodeThreads: DECODE_THREADS,
     stallTimeoutMs: 0,
     backoffInitialMs: 1000,
     backoffMaxMs: 30_000,

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16
+#!/usr/bin/env -S node --max-semi-space-size=8
 // Entry point: checks the runtime before loading TypeScript sources that need it.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {

@@ -3,4 +3,4 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 source scripts/lib-node24.sh
-exec node --max-semi-space-size=16 bench/relay-to-kafka.ts "$@"
+exec node --max-semi-space-size=8 bench/relay-to-kafka.ts "$@"

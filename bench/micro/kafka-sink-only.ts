@@ -16,5 +16,5 @@ sink.onConfirmed(onDone);
 pump();
 await fin.promise;
 const s = (performance.now() - t0) / 1000; const c = process.cpuUsage(c0);
-console.log(`sink only: ${Math.round(N / s)} msg/s, ${((c.user + c.system) / N).toFixed(1)} us CPU/msg`);
+console.log(`sink only: ${Math.round(N / s)} msg/s, ${((c.user + c.system) / N).toFixed(1)} us CPU/msg, maxRSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
 await sink.close(); await broker.stop(); process.exit(0);

@@ -1,8 +1,8 @@
 // Run a throwaway single-node Kafka in the foreground (for the demo or manual tests):
 //
 //   node scripts/kafka/broker.ts [--port N] [--set key=value]... [--full-jit] [--keep]
-//     prints KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:PORT on stdout once it serves
-//     requests, and runs until SIGINT/SIGTERM; then the broker and its data go.
+//     prints KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:PORT and KAFKA_BROKER_PID=<the JVM's pid> on
+//     stdout once it serves requests, and runs until SIGINT/SIGTERM; then the broker and its data go.
 //   node scripts/kafka/broker.ts --prepare
 //     fetches the jars and builds the JVM class archive that speeds up every
 //     later start, then exits (scripts/setup.sh runs this).
@@ -57,6 +57,7 @@ const t0 = performance.now();
 const broker = await launchBroker({ port, config, fastStartup: !values['full-jit'], keepFiles: values.keep });
 console.error(`kafka: broker up in ${Math.round(performance.now() - t0)} ms (files: ${broker.dir})`);
 console.log(`KAFKA_BOOTSTRAP_SERVERS=${broker.bootstrap}`);
+console.log(`KAFKA_BROKER_PID=${broker.pid ?? ''}`);
 
 let stopping = false;
 const shutdown = async (signal: string): Promise<void> => {

@@ -20,6 +20,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
       cursorFile: config.cursorFile,
       compression: config.kafka.compression,
       maxInFlight: config.maxInFlight,
+      decodeThreads: config.decodeThreads,
     },
     'starting atkafka firehose relay',
   );
@@ -45,6 +46,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
     initialCursor: config.initialCursor,
     cursorSaveIntervalMs: config.cursorSaveIntervalMs,
     maxInFlight: config.maxInFlight,
+    decodeThreads: config.decodeThreads,
     stallTimeoutMs: config.stallTimeoutMs,
     backoffInitialMs: config.backoffInitialMs,
     backoffMaxMs: config.backoffMaxMs,

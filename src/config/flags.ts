@@ -46,7 +46,7 @@ export const kafkaFlags: FlagSpec[] = [
     kind: 'int',
     env: ['ATKAFKA_MAX_IN_FLIGHT'],
     default: '10000',
-    help: 'Messages awaiting Kafka confirmation before reading upstream pauses (bounds memory)',
+    help: 'Messages awaiting Kafka confirmation (plus frames being decoded) before reading upstream pauses (bounds memory)',
   },
   { name: 'client-id', kind: 'string', env: ['ATKAFKA_CLIENT_ID'], default: 'atkafka', help: 'Kafka client.id' },
   { name: 'sasl-mechanism', kind: 'string', env: ['ATKAFKA_SASL_MECHANISM'], help: 'SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' },
@@ -100,6 +100,13 @@ export const relayFlags: FlagSpec[] = [
   },
   { name: 'reconnect-backoff', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF'], default: '1s', help: 'First reconnect delay (doubles, jittered)' },
   { name: 'reconnect-backoff-max', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF_MAX'], default: '30s', help: 'Longest reconnect delay' },
+  {
+    name: 'decode-threads',
+    kind: 'int',
+    env: ['ATKAFKA_DECODE_THREADS'],
+    default: '1',
+    help: 'Threads that decode, verify and format frames besides the one holding the socket and Kafka; 0 decodes on that thread',
+  },
 ];
 
 export const replayFlags: FlagSpec[] = [

@@ -18,6 +18,7 @@ export interface RelayConfig extends CommonConfig {
   stallTimeoutMs: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
+  decodeThreads: number;
 }
 
 type Values = Map<string, FlagValue | undefined>;
@@ -117,9 +118,12 @@ export function relayConfig(v: Values): RelayConfig {
   const backoffInitialMs = get<number>(v, 'reconnect-backoff');
   const backoffMaxMs = get<number>(v, 'reconnect-backoff-max');
   if (backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');
+  const decodeThreads = get<number>(v, 'decode-threads');
+  if (decodeThreads < 0 || decodeThreads > 16) throw new UsageError('--decode-threads must be between 0 and 16');
   return {
     ...commonConfig(v),
     ...kafkaConfig(v),
+    decodeThreads,
     relayHost,
     cursorFile: cursorFile === '' ? undefined : cursorFile,
     initialCursor,

@@ -1,14 +1,15 @@
-import { commitOps } from '../atproto/commit-ops.ts';
-import { InputError } from '../atproto/errors.ts';
-import { decodeFrame, type FirehoseEvent } from '../atproto/frame.ts';
-import { syncCommitCid } from '../atproto/sync-commit.ts';
 import { CursorFileError, loadCursor, saveCursor } from '../checkpoint/cursor-file.ts';
 import { Watermark, type Ticket } from '../checkpoint/watermark.ts';
-import { formatAccount, formatIdentity, formatInfo, formatOperation, formatSync, UNKNOWN_KEY } from '../format/atkafka.ts';
+import { createFrameDecoder, type FrameDecoder } from '../decode/decoder.ts';
+import type { DecodedFrame, Skipped } from '../decode/relay-frame.ts';
+import { UNKNOWN_KEY } from '../format/atkafka.ts';
 import type { MessageSink } from '../sink/kafka/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import * as metrics from '../telemetry/metrics.ts';
 import { FatalStreamError, RelaySubscription } from '../sources/relay/subscription.ts';
+
+/** Frame bytes the decode threads may have queued: plenty to keep them busy, and a bound on memory whatever the frame sizes. */
+const DECODE_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 export interface RelayPipelineOptions {
   relayHost: string;
@@ -17,8 +18,10 @@ export interface RelayPipelineOptions {
   /** Start here when no cursor file exists (undefined: start live). */
   initialCursor: number | undefined;
   cursorSaveIntervalMs: number;
-  /** Kafka messages awaiting confirmation before reading stops. */
+  /** Kafka messages awaiting confirmation (plus frames being decoded) before reading stops. */
   maxInFlight: number;
+  /** Threads that decode frames; 0 decodes on the main thread. */
+  decodeThreads: number;
   stallTimeoutMs: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
@@ -50,6 +53,7 @@ export class RelayPipeline {
   readonly #log: Logger;
   #watermark!: Watermark;
   #subscription!: RelaySubscription;
+  #decoder!: FrameDecoder;
   /** Highest seq handed to the sink (or skipped on purpose). */
   #lastSeq: number | undefined;
   #paused = false;
@@ -84,9 +88,19 @@ export class RelayPipeline {
     this.#savedSeq = start;
     if (start !== undefined) metrics.relayCursorSaved(start);
     this.#watermark = new Watermark(start);
+    this.#decoder = createFrameDecoder({
+      threads: opts.decodeThreads,
+      onDecoded: (frame, receivedAt) => this.#onDecoded(frame, receivedAt),
+      onFatal: (err) => {
+        this.#log.fatal({ err }, 'a decode thread failed');
+        this.#subscription.stop(new FatalStreamError(`internal error in a decode thread: ${err.message}`));
+      },
+    });
     this.#subscription = new RelaySubscription({
       relayHost: opts.relayHost,
-      cursor: () => {
+      cursor: async () => {
+        // Frames of the old connection still being decoded come first: resume after the last of them.
+        await this.#decoder.drained();
         this.#reconnected = true;
         return this.#lastSeq;
       },
@@ -113,9 +127,11 @@ export class RelayPipeline {
       signal.removeEventListener('abort', onAbort);
       clearInterval(this.#saveTimer);
     }
-    // Stopped reading: everything handed to Kafka is confirmed before the final save.
+    // Stopped reading: everything read is decoded and confirmed by Kafka before the final save.
+    await this.#decoder.drained();
     this.#log.info({ inFlight: opts.sink.inFlight }, 'draining Kafka');
     await opts.sink.flush();
+    await this.#decoder.close();
     await this.#saveCursor();
     this.#log.info({ cursor: this.#watermark.value }, 'relay pipeline stopped');
     if (failure !== undefined) throw failure;
@@ -139,93 +155,87 @@ export class RelayPipeline {
   }
 
   #onFrame(frame: Uint8Array): void {
-    const receivedAt = performance.now();
-    let evt: FirehoseEvent;
-    try {
-      evt = decodeFrame(frame);
-    } catch (err) {
-      this.#skipInput(err, { bytes: frame.length, afterSeq: this.#lastSeq });
-      return;
-    }
-    switch (evt.kind) {
-      case 'commit': {
-        if (!this.#accept(evt.seq, evt.time)) return;
-        const ticket = this.#watermark.track(evt.seq, receivedAt);
-        for (const result of commitOps(evt)) {
-          if (result.ok) {
-            metrics.eventHandled(`operation#${result.op.action}`, result.op.collection);
-            this.#send(ticket, evt.repo, formatOperation(evt.repo, evt.time, result.op));
-          } else {
-            this.#skipInput(result.error, { seq: evt.seq, did: evt.repo, path: result.path });
+    this.#decoder.push(frame, performance.now());
+    if (!this.#paused && this.#full()) this.#setPaused(true);
+  }
+
+  /**
+   * Reading pauses when frames being decoded plus messages awaiting Kafka reach
+   * the cap, or when the decode threads fall behind (their backlog is copied
+   * frames: better left in the kernel's socket buffer). It resumes at half.
+   */
+  #full(): boolean {
+    const decoder = this.#decoder;
+    return decoder.pending + this.#opts.sink.inFlight >= this.#opts.maxInFlight || decoder.pendingBytes >= DECODE_BACKLOG_BYTES;
+  }
+
+  #halfEmpty(): boolean {
+    const decoder = this.#decoder;
+    return decoder.pending + this.#opts.sink.inFlight <= this.#opts.maxInFlight / 2 && decoder.pendingBytes <= DECODE_BACKLOG_BYTES / 2;
+  }
+
+  #onDecoded(frame: DecodedFrame, receivedAt: number): void {
+    switch (frame.kind) {
+      case 'event': {
+        if (this.#accept(frame.seq, frame.time)) {
+          const ticket = this.#watermark.track(frame.seq, receivedAt);
+          for (const skipped of frame.skipped) this.#skipInput(skipped, { seq: frame.seq, did: frame.did, path: skipped.path });
+          for (const message of frame.messages) {
+            metrics.eventHandled(message.action, message.collection);
+            this.#send(ticket, frame.did, message.value);
           }
+          this.#seal(ticket);
         }
-        this.#seal(ticket);
-        return;
-      }
-      case 'identity':
-      case 'account':
-      case 'sync': {
-        if (!this.#accept(evt.seq, evt.time)) return;
-        const ticket = this.#watermark.track(evt.seq, receivedAt);
-        let value: string | undefined;
-        if (evt.kind === 'identity') value = formatIdentity(evt);
-        else if (evt.kind === 'account') value = formatAccount(evt);
-        else {
-          try {
-            value = formatSync(evt, syncCommitCid(evt));
-          } catch (err) {
-            this.#skipInput(err, { seq: evt.seq, did: evt.did });
-          }
-        }
-        if (value !== undefined) {
-          metrics.eventHandled(evt.kind, '');
-          this.#send(ticket, evt.did, value);
-        }
-        this.#seal(ticket);
-        return;
+        break;
       }
       case 'info': {
-        if (evt.name === 'OutdatedCursor') {
+        if (frame.name === 'OutdatedCursor') {
           metrics.relayOutdatedCursor();
           this.#log.error(
-            { cursor: this.#lastSeq, message: evt.message },
+            { cursor: this.#lastSeq, message: frame.message },
             'RELAY SAYS OutdatedCursor: our cursor is older than what it retains; events between our cursor and its oldest were LOST upstream',
           );
         } else {
-          this.#log.warn({ name: evt.name, message: evt.message }, 'relay info');
+          this.#log.warn({ name: frame.name, message: frame.message }, 'relay info');
         }
         metrics.eventHandled('info', '');
         // #info has no seq: it is delivered, but no position depends on it.
-        this.#opts.sink.send(UNKNOWN_KEY, formatInfo(evt, new Date()), null);
-        return;
+        this.#opts.sink.send(UNKNOWN_KEY, frame.value, null);
+        break;
       }
       case 'error': {
-        if (evt.error === 'FutureCursor') {
+        if (frame.error === 'FutureCursor') {
           this.#subscription.stop(
             new FatalStreamError(
-              `relay says FutureCursor: cursor ${String(this.#lastSeq)} is ahead of its stream; is the cursor file from another relay? (${evt.message ?? ''})`,
+              `relay says FutureCursor: cursor ${String(this.#lastSeq)} is ahead of its stream; is the cursor file from another relay? (${frame.message ?? ''})`,
             ),
           );
-        } else if (evt.error === 'ConsumerTooSlow') {
-          this.#log.warn({ message: evt.message }, 'relay dropped us as too slow, reconnecting from the last handled seq');
+        } else if (frame.error === 'ConsumerTooSlow') {
+          this.#log.warn({ message: frame.message }, 'relay dropped us as too slow, reconnecting from the last handled seq');
           this.#subscription.reconnect();
         } else {
-          this.#log.error({ error: evt.error, message: evt.message }, 'relay sent an error frame');
+          this.#log.error({ error: frame.error, message: frame.message }, 'relay sent an error frame');
         }
-        return;
+        break;
       }
       case 'unknown': {
-        this.#log.debug({ type: evt.type, seq: evt.seq }, 'ignoring unknown message type');
-        if (evt.seq !== undefined && this.#accept(evt.seq, undefined)) {
-          this.#seal(this.#watermark.track(evt.seq, receivedAt));
+        this.#log.debug({ type: frame.type, seq: frame.seq }, 'ignoring unknown message type');
+        if (frame.seq !== undefined && this.#accept(frame.seq, undefined)) {
+          this.#seal(this.#watermark.track(frame.seq, receivedAt));
         }
-        return;
+        break;
+      }
+      case 'invalid': {
+        this.#skipInput(frame.skipped, { bytes: frame.bytes, afterSeq: this.#lastSeq });
+        break;
       }
       default: {
-        const never: never = evt;
-        throw new Error(`unhandled event ${JSON.stringify(never)}`);
+        const never: never = frame;
+        throw new Error(`unhandled decoded frame ${JSON.stringify(never)}`);
       }
     }
+    // Frames that yield no message (empty commits, bad input) never see a confirmation.
+    if (this.#paused && this.#halfEmpty()) this.#setPaused(false);
   }
 
   /** Seq bookkeeping: drop replays of what this process already took, report gaps. */
@@ -269,11 +279,11 @@ export class RelayPipeline {
     }
   }
 
-  #send(ticket: Ticket, key: string, value: string): void {
+  #send(ticket: Ticket, key: string, value: string | Uint8Array): void {
     ticket.pending++;
     const sink = this.#opts.sink;
     sink.send(key, value, ticket);
-    if (!this.#paused && sink.inFlight >= this.#opts.maxInFlight) this.#setPaused(true);
+    if (!this.#paused && this.#full()) this.#setPaused(true);
   }
 
   /** A message is in Kafka; `null` for messages no position depends on (#info). */
@@ -282,7 +292,7 @@ export class RelayPipeline {
       this.#watermark.confirm(ticket);
       if (ticket.pending === 0) this.#eventDone(ticket);
     }
-    if (this.#paused && this.#opts.sink.inFlight <= this.#opts.maxInFlight / 2) this.#setPaused(false);
+    if (this.#paused && this.#halfEmpty()) this.#setPaused(false);
   }
 
   #seal(ticket: Ticket): void {
@@ -303,10 +313,9 @@ export class RelayPipeline {
     else this.#subscription.resume();
   }
 
-  #skipInput(err: unknown, context: Record<string, unknown>): void {
-    if (!(err instanceof InputError)) throw err;
-    metrics.inputSkipped('relay', err.reason);
-    this.#log.warn({ ...context, reason: err.reason, err: err.message }, 'skipping invalid input');
+  #skipInput(skipped: Skipped, context: Record<string, unknown>): void {
+    metrics.inputSkipped('relay', skipped.reason);
+    this.#log.warn({ ...context, reason: skipped.reason, err: skipped.message }, 'skipping invalid input');
   }
 
   #saveCursor(): Promise<void> {

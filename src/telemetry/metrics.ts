@@ -24,7 +24,7 @@ let delivered = 0;
 let deliveredPublished = 0;
 const producedEvents = new Counter({
   name: 'atkafka_produced_events',
-  help: 'Kafka delivery reports, by status (ok, error); errors are retried, never dropped',
+  help: 'Messages Kafka confirmed (ok) or refused (error; produced again, never dropped)',
   labelNames: ['status'] as const,
   registers: [registry],
   collect() {

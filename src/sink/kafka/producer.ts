@@ -11,7 +11,7 @@ import type { KafkaSinkOptions, MessageSink } from './types.ts';
 /** A message the sink holds because it cannot be produced yet (a flush is running, or it failed). */
 interface Waiting {
   key: string | Buffer;
-  value: string | Buffer;
+  value: string | Uint8Array;
 }
 
 const CONNECT_TIMEOUT_MS = 60_000;
@@ -108,7 +108,7 @@ export class KafkaSink implements MessageSink {
     this.#confirmed = handler;
   }
 
-  send(key: string, value: string, token: unknown): void {
+  send(key: string, value: string | Uint8Array, token: unknown): void {
     this.#inFlight++;
     if (this.#flushing) {
       this.#hold(key, value, token);
@@ -118,9 +118,9 @@ export class KafkaSink implements MessageSink {
   }
 
   /** Produces into the current epoch; a message librdkafka refuses is held for the next one. */
-  #produce(key: string | Buffer, value: string | Buffer, token: unknown): boolean {
+  #produce(key: string | Buffer, value: string | Uint8Array, token: unknown): boolean {
     try {
-      this.#producer.produce(this.#topic, null, typeof value === 'string' ? Buffer.from(value) : value, key, null);
+      this.#producer.produce(this.#topic, null, typeof value === 'string' ? Buffer.from(value) : (value as Buffer), key, null);
     } catch (err) {
       // Local queue full or a transient local error: never dropped.
       this.#logError(err as Error, 'produce refused locally, retrying');
@@ -132,7 +132,7 @@ export class KafkaSink implements MessageSink {
     return true;
   }
 
-  #hold(key: string | Buffer, value: string | Buffer, token: unknown): void {
+  #hold(key: string | Buffer, value: string | Uint8Array, token: unknown): void {
     if (this.#waiting.length === 0) this.#waitingSince = performance.now();
     this.#waiting.push({ key, value });
     this.#waitingTokens.push(token);

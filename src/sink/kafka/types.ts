@@ -8,7 +8,8 @@
 export interface MessageSink<T = unknown> {
   /** Set once, before the first send. */
   onConfirmed(handler: (token: T) => void): void;
-  send(key: string, value: string, token: T): void;
+  /** `value`: the JSON, as a string or as UTF-8 bytes (which the sink may keep until confirmed). */
+  send(key: string, value: string | Uint8Array, token: T): void;
   /** Messages sent and not yet confirmed. */
   readonly inFlight: number;
   /** Resolves when every message sent so far is confirmed. */

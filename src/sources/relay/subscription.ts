@@ -10,7 +10,7 @@ export interface RelaySubscriptionOptions {
   /** ws:// or wss:// base URL of the relay */
   relayHost: string;
   /** Called before every connect: the seq to resume after, or undefined to start live. */
-  cursor: () => number | undefined;
+  cursor: () => number | undefined | Promise<number | undefined>;
   /** Gets each binary message synchronously, in order. */
   onFrame: (frame: Uint8Array) => void;
   /** No frame for this long while not paused: the socket is dead, reconnect. */
@@ -61,7 +61,8 @@ export class RelaySubscription {
   async run(): Promise<void> {
     const { logger } = this.#opts;
     while (!this.#stopped) {
-      const cursor = this.#opts.cursor();
+      const cursor = await this.#opts.cursor();
+      if (this.#stopped) break;
       const url = subscribeUrl(this.#opts.relayHost, cursor);
       logger.info({ url: redactUrl(url), cursor }, 'connecting to relay');
       const outcome = await this.#connectOnce(url);

@@ -1,0 +1,124 @@
+// The Kafka sink on a real broker: confirmation by flush epochs, and what happens when Kafka refuses a message.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+
+import { Admin, ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from '@platformatic/kafka';
+import { pino } from 'pino';
+
+import { createKafkaSink, type KafkaSink, type KafkaSinkOptions } from '../../src/sink/kafka/index.ts';
+import { bootstrapList, startTestBroker, type TestBroker } from '../support/kafka-broker.ts';
+import { javaPartition, readTopic } from '../support/kafka-read.ts';
+
+const log = pino({ level: 'silent' });
+
+function options(broker: TestBroker, topic: string, overrides: Partial<KafkaSinkOptions> = {}): KafkaSinkOptions {
+  return {
+    bootstrapServers: broker.bootstrap.split(','),
+    topic,
+    partitions: 8,
+    replicationFactor: 1,
+    compression: 'zstd',
+    compressionLevel: 1,
+    lingerMs: 5,
+    batchBytes: 1_048_576,
+    maxMessageBytes: 1_048_576,
+    clientId: 'atkafka-test',
+    extra: {},
+    ...overrides,
+  };
+}
+
+async function setTopicMaxMessageBytes(broker: TestBroker, topic: string, bytes: number): Promise<void> {
+  const admin = new Admin({ clientId: 'atkafka-test-admin', bootstrapBrokers: bootstrapList(broker) });
+  try {
+    await admin.incrementalAlterConfigs({
+      resources: [
+        {
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: topic,
+          configs: [{ name: 'max.message.bytes', configOperation: IncrementalAlterConfigOperationTypes.SET, value: String(bytes) }],
+        },
+      ],
+    });
+  } finally {
+    await admin.close();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('Kafka sink', () => {
+  let broker: TestBroker;
+  const sinks: KafkaSink[] = [];
+  before(async () => {
+    broker = await startTestBroker();
+  });
+  after(async () => {
+    for (const s of sinks) await s.close();
+    await broker?.stop();
+  });
+
+  it('confirms every message exactly once, only once Kafka holds it, with per-key order and Java partitions', async () => {
+    const topic = `sink-epochs-${Date.now()}`;
+    const sink = await createKafkaSink(options(broker, topic), log, 1000);
+    sinks.push(sink);
+    const confirmed: number[] = [];
+    sink.onConfirmed((token) => confirmed.push(token as number));
+
+    // Bursts with pauses, so messages arrive while earlier epochs are still being flushed.
+    const keys = Array.from({ length: 50 }, (_, i) => `did:plc:key${i}`);
+    const n = 3000;
+    for (let i = 0; i < n; i++) {
+      const value = JSON.stringify({ i, key: keys[i % keys.length] });
+      sink.send(keys[i % keys.length]!, i % 2 === 0 ? value : Buffer.from(value), i);
+      if (i % 500 === 499) await sleep(3);
+    }
+    assert.ok(sink.inFlight > 0, 'messages are in flight right after sending');
+    await sink.flush();
+    assert.equal(sink.inFlight, 0);
+    assert.deepEqual([...confirmed].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), 'each token confirmed once');
+
+    const got = await readTopic(broker.bootstrap, topic);
+    assert.equal(got.length, n, 'Kafka holds every confirmed message, and no more');
+    const lastByKey = new Map<string, number>();
+    for (const m of got) {
+      const { i, key } = JSON.parse(m.value) as { i: number; key: string };
+      assert.equal(m.key, key);
+      assert.equal(m.partition, javaPartition(key, 8), `${key} on its Java partition`);
+      assert.ok(i > (lastByKey.get(key) ?? -1), `${key}: message ${i} after ${lastByKey.get(key)}`);
+      lastByKey.set(key, i);
+    }
+  });
+
+  it('keeps a message Kafka refuses, and its epoch, unconfirmed and retried until Kafka takes it', async () => {
+    const topic = `sink-refused-${Date.now()}`;
+    const sink = await createKafkaSink(options(broker, topic), log, 1000);
+    sinks.push(sink);
+    const confirmed: string[] = [];
+    sink.onConfirmed((token) => confirmed.push(token as string));
+
+    // The topic now refuses anything over 2 kB; the producer itself allows 1 MB, so only the broker says no.
+    await setTopicMaxMessageBytes(broker, topic, 2048);
+    // Random, so compression cannot bring it under the limit (the broker checks compressed batches).
+    const big = JSON.stringify({ pad: randomBytes(8000).toString('base64') });
+    sink.send('did:plc:small1', '{"n":1}', 'small-1');
+    sink.send('did:plc:big', big, 'big');
+    sink.send('did:plc:small2', '{"n":2}', 'small-2');
+
+    // Refused (MESSAGE_TOO_LARGE) and produced again, over and over: never confirmed meanwhile.
+    await sleep(2000);
+    assert.ok(!confirmed.includes('big'), 'the refused message is not confirmed');
+    assert.equal(sink.inFlight, 3 - confirmed.length);
+    const before = (await readTopic(broker.bootstrap, topic)).map((m) => m.value);
+    assert.ok(!before.includes(big), 'Kafka does not hold it');
+
+    // Later messages still flow: a new epoch that sees no failure is confirmed.
+    await setTopicMaxMessageBytes(broker, topic, 1_048_576);
+    await sink.flush();
+    assert.deepEqual([...confirmed].sort(), ['big', 'small-1', 'small-2']);
+    const values = (await readTopic(broker.bootstrap, topic)).map((m) => m.value);
+    assert.ok(values.includes(big), 'the retried message landed');
+    assert.ok(values.includes('{"n":1}') && values.includes('{"n":2}'));
+  });
+});
