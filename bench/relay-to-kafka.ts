@@ -198,6 +198,7 @@ const pct = (a: Float64Array, p: number) => a[Math.min(a.length - 1, Math.floor(
 
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 console.log(`input: ${CORPUS} (${framesPerLoop} frames, ${opsPerLoop} ops) looped ${loops} times`);
+console.log(`bridge: ${DECODE_THREADS} decode thread(s), ${MAX_IN_FLIGHT} in flight, ${values.partitions} partitions, zstd 1, linger 20 ms${values['kafka-option'].length ? `, ${values['kafka-option'].join(' ')}` : ''}`);
 
 // 1. Throughput: as fast as the bridge and the broker go.
 const frames = loops * framesPerLoop;
