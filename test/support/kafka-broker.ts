@@ -35,24 +35,6 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   };
 }
 
-let shared: Promise<TestBroker> | undefined;
-
-/**
- * One broker for the whole test file (started on first use, killed when the
- * process exits). For tests that only need somewhere to write: it cannot be
- * halted, and topic names must be unique per test.
- */
-export function sharedTestBroker(): Promise<TestBroker> {
-  shared ??= startTestBroker().then((b) => {
-    const noRestart = async (): Promise<never> => {
-      throw new Error('the shared test broker cannot be halted or resumed: use startTestBroker()');
-    };
-    const noStop = async (): Promise<void> => {};
-    return { bootstrap: b.bootstrap, canRestart: false, stop: noStop, halt: noRestart, resume: noRestart, [Symbol.asyncDispose]: noStop };
-  });
-  return shared;
-}
-
 function externalBroker(bootstrap: string): TestBroker {
   const unsupported = async (): Promise<never> => {
     throw new Error(`halt/resume are not supported with an external broker (KAFKA_BOOTSTRAP_SERVERS=${bootstrap}); check canRestart`);
