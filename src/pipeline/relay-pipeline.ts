@@ -96,6 +96,8 @@ export class RelayPipeline {
         this.#subscription.stop(new FatalStreamError(`internal error in a decode thread: ${err.message}`));
       },
     });
+    const decoder = this.#decoder;
+    metrics.decodeBacklogFrom(() => decoder.pending);
     this.#subscription = new RelaySubscription({
       relayHost: opts.relayHost,
       cursor: async () => {

@@ -103,9 +103,18 @@ new Gauge({
     this.set(inFlightSource());
   },
 });
+let decodeBacklogSource: () => number = () => 0;
+new Gauge({
+  name: 'atkafka_decode_backlog_frames',
+  help: 'Frames read and not yet decoded by the decode threads',
+  registers: [registry],
+  collect() {
+    this.set(decodeBacklogSource());
+  },
+});
 const paused = new Gauge({
   name: 'atkafka_backpressure_paused',
-  help: '1 while reading upstream is paused because too many messages await Kafka confirmation',
+  help: '1 while reading upstream is paused because too many messages await Kafka confirmation (or frames await decoding)',
   registers: [registry],
 });
 const deliveryRetries = new Counter({
@@ -189,6 +198,9 @@ export function relayDuplicate(): void {
 /** The gauge reads the count when scraped. */
 export function kafkaInFlightFrom(source: () => number): void {
   inFlightSource = source;
+}
+export function decodeBacklogFrom(source: () => number): void {
+  decodeBacklogSource = source;
 }
 export function backpressure(on: boolean): void {
   paused.set(on ? 1 : 0);

@@ -81,6 +81,8 @@ describe('relay resilience', () => {
     // Backpressure held: reading paused at the in-flight cap, the cursor did not move past unconfirmed events.
     assert.equal(metricValue(during, 'atkafka_backpressure_paused'), 1, 'paused while Kafka is down');
     assert.ok(metricValue(during, 'atkafka_kafka_in_flight') <= 10 + 20);
+    // What was read is decoded and waits for Kafka; nothing is stuck in the decode thread.
+    assert.equal(metricValue(during, 'atkafka_decode_backlog_frames'), 0);
     assert.ok(cursorDuring! < LAST);
     await broker.resume();
     await waitFor('the whole stream after the broker is back', async () => (await readCursor(cursorFile)) === LAST, 90_000);
