@@ -94,24 +94,24 @@ const relayDuplicates = new Counter({
   help: 'Relay events skipped because their seq was already handled in this process',
   registers: [registry],
 });
-let inFlightSource: () => number = () => 0;
-new Gauge({
-  name: 'atkafka_kafka_in_flight',
-  help: 'Kafka messages handed to the producer and not yet confirmed',
-  registers: [registry],
-  collect() {
-    this.set(inFlightSource());
-  },
-});
-let decodeBacklogSource: () => number = () => 0;
-new Gauge({
-  name: 'atkafka_decode_backlog_frames',
-  help: 'Frames read and not yet decoded by the decode threads',
-  registers: [registry],
-  collect() {
-    this.set(decodeBacklogSource());
-  },
-});
+/** A gauge that reads its value from a source when scraped; returns the setter of that source. */
+function gaugeOnScrape(name: string, help: string): (source: () => number) => void {
+  let source: () => number = () => 0;
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(source());
+    },
+  });
+  return (s) => {
+    source = s;
+  };
+}
+/** The gauges read the count when scraped. */
+export const kafkaInFlightFrom = gaugeOnScrape('atkafka_kafka_in_flight', 'Kafka messages handed to the producer and not yet confirmed');
+export const decodeBacklogFrom = gaugeOnScrape('atkafka_decode_backlog_frames', 'Frames read and not yet decoded by the decode threads');
 const paused = new Gauge({
   name: 'atkafka_backpressure_paused',
   help: '1 while reading upstream is paused because too many messages await Kafka confirmation (or frames await decoding)',
@@ -194,13 +194,6 @@ export function relayOutdatedCursor(): void {
 }
 export function relayDuplicate(): void {
   relayDuplicates.inc();
-}
-/** The gauge reads the count when scraped. */
-export function kafkaInFlightFrom(source: () => number): void {
-  inFlightSource = source;
-}
-export function decodeBacklogFrom(source: () => number): void {
-  decodeBacklogSource = source;
 }
 export function backpressure(on: boolean): void {
   paused.set(on ? 1 : 0);

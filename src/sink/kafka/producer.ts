@@ -9,16 +9,17 @@ import { ensureTopic } from './topic.ts';
 import type { KafkaSinkOptions, MessageSink } from './types.ts';
 
 /** A message the sink holds because it cannot be produced yet (a flush is running, or it failed). */
-interface Waiting {
+interface Held {
   key: string | Buffer;
   value: string | Uint8Array;
+  token: unknown;
 }
 
 const CONNECT_TIMEOUT_MS = 60_000;
 /** One flush call's bound; a flush that times out is simply called again. */
 const FLUSH_TIMEOUT_MS = 5_000;
 const ERR_TIMED_OUT = -185;
-/** Carried tokens: a stand-in for a re-produced message, whose own token stays with its epoch. */
+/** A re-produced message has no token of its own: the original's stays in its carried epoch. */
 const NO_TOKEN = Symbol('re-produced');
 
 /**
@@ -31,7 +32,7 @@ const NO_TOKEN = Symbol('re-produced');
  * messages are produced in epochs: an epoch's messages are produced, then
  * `flush()` waits (on libuv's thread pool) until librdkafka holds no
  * message at all, i.e. until the broker acknowledged every one, and then the
- * whole epoch is confirmed. Messages arriving during a flush wait in `#waiting`
+ * whole epoch is confirmed. Messages arriving during a flush wait in `#held`
  * and form the next epoch (producing them would keep the flush from ever
  * ending). An epoch starts its flush `lingerMs` after its first message, so
  * batches stay as large as with librdkafka's own linger.
@@ -54,9 +55,8 @@ export class KafkaSink implements MessageSink {
   /** Tokens of the messages produced in the current epoch (and carried ones). */
   #epoch: unknown[] = [];
   /** Arrived while a flush ran, or failed and must be produced again. */
-  #waiting: Waiting[] = [];
-  #waitingTokens: unknown[] = [];
-  #waitingSince = 0;
+  #held: Held[] = [];
+  #heldSince = 0;
   #flushing = false;
   #flushTimer: NodeJS.Timeout | undefined;
   #failuresInWindow = 0;
@@ -128,14 +128,13 @@ export class KafkaSink implements MessageSink {
       this.#scheduleFlush(50);
       return false;
     }
-    this.#epoch.push(token);
+    if (token !== NO_TOKEN) this.#epoch.push(token);
     return true;
   }
 
   #hold(key: string | Buffer, value: string | Uint8Array, token: unknown): void {
-    if (this.#waiting.length === 0) this.#waitingSince = performance.now();
-    this.#waiting.push({ key, value });
-    this.#waitingTokens.push(token);
+    if (this.#held.length === 0) this.#heldSince = performance.now();
+    this.#held.push({ key, value, token });
   }
 
   #scheduleFlush(ms: number): void {
@@ -179,23 +178,19 @@ export class KafkaSink implements MessageSink {
     if (!failed) {
       const epoch = this.#epoch;
       this.#epoch = [];
-      let count = 0;
-      for (const token of epoch) if (token !== NO_TOKEN) count++;
       // Counted down first: the handlers look at inFlight to resume reading.
-      this.#inFlight -= count;
-      metrics.messagesDelivered(count);
-      for (const token of epoch) if (token !== NO_TOKEN) this.#confirmed(token);
+      this.#inFlight -= epoch.length;
+      metrics.messagesDelivered(epoch.length);
+      for (const token of epoch) this.#confirmed(token);
     }
-    // else the epoch stays open: its failed messages are among the waiting ones.
+    // else the epoch stays open: its failed messages are among the held ones.
     this.#failuresInWindow = 0;
     this.#flushing = false;
-    const waiting = this.#waiting;
-    const tokens = this.#waitingTokens;
-    const since = this.#waitingSince;
-    this.#waiting = [];
-    this.#waitingTokens = [];
-    for (let i = 0; i < waiting.length; i++) this.#produce(waiting[i]!.key, waiting[i]!.value, tokens[i]);
-    if (this.#epoch.length > 0) {
+    const held = this.#held;
+    const since = this.#heldSince;
+    this.#held = [];
+    for (const m of held) this.#produce(m.key, m.value, m.token);
+    if (this.#epoch.length > 0 || failed) {
       // Held messages have lingered already; a failure is retried after a pause, not in a hot loop.
       this.#scheduleFlush(failed ? 100 : Math.max(0, this.#lingerMs - (performance.now() - since)));
     }
@@ -213,9 +208,7 @@ export class KafkaSink implements MessageSink {
     metrics.deliveryFailed();
     this.#logError(err, 'delivery failed, producing again');
     // The token stays in its (now carried) epoch; the message goes again, tokenless.
-    const value = report.value ?? Buffer.alloc(0);
-    const key = report.key ?? '';
-    this.#hold(typeof key === 'string' ? key : Buffer.from(key), value, NO_TOKEN);
+    this.#hold(report.key ?? '', report.value ?? Buffer.alloc(0), NO_TOKEN);
     this.#scheduleFlush(100);
   }
 
