@@ -13,5 +13,7 @@ try {
   process.exitCode = await main(process.argv.slice(2), process.env);
 } catch (err) {
   process.stderr.write(`atkafka: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
+  // A UsageError from before main() (the .env file) is a configuration error like any other.
+  if (err instanceof Error && err.name === 'UsageError') process.stderr.write("Run 'atkafka --help' for usage.\n");
+  process.exitCode = err instanceof Error && err.name === 'UsageError' ? 2 : 1;
 }

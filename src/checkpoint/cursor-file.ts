@@ -1,5 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+
+import { redactUrl } from '../telemetry/redact.ts';
 
 /**
  * The relay cursor on disk: `{"seq": S, "relayHost": H}`, where every event
@@ -20,25 +22,80 @@ export class CursorFileError extends Error {
   }
 }
 
+/**
+ * The cursor file found at startup cannot be used: unreadable, corrupt, of
+ * another relay, or in a place it cannot be written to. A configuration
+ * error for the operator to fix (exit 2), unlike a save that fails while
+ * running (a plain CursorFileError, exit 1).
+ */
+export class CursorFileInvalid extends CursorFileError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CursorFileInvalid';
+  }
+}
+
 export async function loadCursor(path: string): Promise<SavedCursor | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CursorFileError(`cannot read cursor file ${path}: ${(err as Error).message}`, { cause: err });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EISDIR') throw new CursorFileInvalid(`cursor file ${path} is a directory; point --cursor-file at a file`, { cause: err });
+    throw new CursorFileInvalid(`cannot read cursor file ${path}: ${(err as Error).message}; fix the path or its permissions, or point --cursor-file elsewhere`, { cause: err });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new CursorFileError(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
+    throw new CursorFileInvalid(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
   }
   const { seq, relayHost, savedAt } = (parsed ?? {}) as Partial<SavedCursor>;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0 || typeof relayHost !== 'string') {
-    throw new CursorFileError(`cursor file ${path} has no valid "seq" and "relayHost"; fix or remove it`);
+    throw new CursorFileInvalid(`cursor file ${path} has no valid "seq" (a whole number >= 0) and "relayHost"; fix or remove it`);
   }
   return { seq, relayHost, savedAt: typeof savedAt === 'string' ? savedAt : '' };
+}
+
+/**
+ * The startup check of `--cursor-file`, before anything connects: loads it
+ * (undefined when there is none yet), refuses one saved for another relay, and
+ * makes sure the first save will not fail. Throws CursorFileInvalid.
+ */
+export async function checkCursorFile(path: string, relayHost: string): Promise<SavedCursor | undefined> {
+  const saved = await loadCursor(path);
+  if (saved !== undefined && !sameRelay(saved.relayHost, relayHost)) {
+    throw new CursorFileInvalid(
+      `cursor file ${path} holds seq ${saved.seq} of ${redactUrl(saved.relayHost)}, not of ${redactUrl(relayHost)}; seqs differ between relays: remove the file or point --cursor-file elsewhere`,
+    );
+  }
+  const probe = `${path}.probe-${process.pid}`;
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await (await open(probe, 'wx')).close();
+    await unlink(probe);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new CursorFileInvalid(`cannot write cursor file ${path}: creating a file in ${dirname(path)} fails (${why}); fix the directory or its permissions, or point --cursor-file elsewhere`, {
+      cause: err,
+    });
+  }
+  return saved;
+}
+
+/** As the pipeline compares them: the seqs of wss://h and https://h are the same relay's. */
+function sameRelay(a: string, b: string): boolean {
+  const norm = (host: string) => {
+    try {
+      const u = new URL(host);
+      const proto = u.protocol === 'https:' ? 'wss:' : u.protocol === 'http:' ? 'ws:' : u.protocol;
+      return `${proto}//${u.host}`;
+    } catch {
+      return host;
+    }
+  };
+  return norm(a) === norm(b);
 }
 
 /**
@@ -47,7 +104,8 @@ export async function loadCursor(path: string): Promise<SavedCursor | undefined>
  */
 export async function saveCursor(path: string, cursor: Omit<SavedCursor, 'savedAt'>): Promise<void> {
   const tmp = `${path}.tmp`;
-  const body = `${JSON.stringify({ seq: cursor.seq, relayHost: cursor.relayHost, savedAt: new Date().toISOString() })}\n`;
+  // The file sits on volumes and in backups: the relay's credentials do not belong in it (the host is what identifies the relay).
+  const body = `${JSON.stringify({ seq: cursor.seq, relayHost: redactUrl(cursor.relayHost), savedAt: new Date().toISOString() })}\n`;
   await mkdir(dirname(path), { recursive: true });
   const file = await open(tmp, 'w');
   try {

@@ -75,7 +75,15 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
   return { positionals, raw, help };
 }
 
-/** Resolves every flag: command line, then env vars, then default. */
+/**
+ * Resolves every flag: command line, then env vars, then default.
+ *
+ * An env var set to the empty string is not ignored (an unfilled template,
+ * `ATKAFKA_DECODE_THREADS=${THREADS}`, must not quietly become the default):
+ * a text or list flag takes the empty value and a switch is off, both as in
+ * the Go version (urfave/cli v2), while a number or a duration, which has no
+ * empty value, is refused.
+ */
 export function resolveFlags(parsed: ParsedArgs, specs: FlagSpec[], env: NodeJS.ProcessEnv): Map<string, FlagValue | undefined> {
   const out = new Map<string, FlagValue | undefined>();
   for (const spec of specs) {
@@ -84,7 +92,7 @@ export function resolveFlags(parsed: ParsedArgs, specs: FlagSpec[], env: NodeJS.
     if (values === undefined) {
       for (const name of spec.env) {
         const v = env[name];
-        if (v !== undefined && v !== '') {
+        if (v !== undefined) {
           values = [v];
           source = name;
           break;
@@ -92,7 +100,18 @@ export function resolveFlags(parsed: ParsedArgs, specs: FlagSpec[], env: NodeJS.
       }
     }
     if (values !== undefined && spec.notYet) {
-      throw new UsageError(`${source} (from the Go at-kafka) is not implemented in this version yet`);
+      // Empty or off is how the Go version's configs say "feature not used"; only a real value asks for it.
+      if (!values.every((v) => ['', 'false', '0', 'f', 'no'].includes(v.trim().toLowerCase()))) {
+        throw new UsageError(`${source} (from the Go at-kafka) is not implemented in this version yet`);
+      }
+      values = undefined;
+    }
+    if (values !== undefined && source !== `--${spec.name}` && values[0]!.trim() === '') {
+      if (spec.kind === 'int' || spec.kind === 'duration') {
+        const fallback = spec.default !== undefined ? ` (${spec.default})` : '';
+        throw new UsageError(`${source} is set but empty; unset it to use the default${fallback} or give a value`);
+      }
+      if (spec.kind === 'bool') values = ['false'];
     }
     if (values === undefined && spec.default !== undefined) {
       values = [spec.default];
@@ -103,7 +122,11 @@ export function resolveFlags(parsed: ParsedArgs, specs: FlagSpec[], env: NodeJS.
       out.set(spec.name, undefined);
       continue;
     }
-    out.set(spec.name, convert(spec, values, source));
+    const value = convert(spec, values, source);
+    if (spec.required && (value === '' || (Array.isArray(value) && value.length === 0))) {
+      throw new UsageError(source === `--${spec.name}` ? `--${spec.name} is empty; it is required` : `${source} is empty; --${spec.name} is required`);
+    }
+    out.set(spec.name, value);
   }
   return out;
 }
@@ -135,10 +158,15 @@ function convert(spec: FlagSpec, values: string[], source: string): FlagValue {
   }
 }
 
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** Go-style durations ("500ms", "30s", "1m30s", "2h"); a bare number is milliseconds. */
 export function parseDuration(text: string, source = 'duration'): number {
   const t = text.trim();
-  if (/^\d+$/.test(t)) return Number(t);
+  if (/^\d+$/.test(t)) {
+    if (!(Number(t) <= MAX_DURATION_MS)) throw new UsageError(`${source}: "${text}" is longer than ${MAX_DURATION_MS} ms (about 596h)`);
+    return Number(t);
+  }
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   let total = 0;
@@ -149,6 +177,8 @@ export function parseDuration(text: string, source = 'duration'): number {
     consumed = re.lastIndex;
   }
   if (consumed !== t.length || t.length === 0) throw new UsageError(`${source}: "${text}" is not a duration (like 500ms, 30s, 2m)`);
+  // Node's timers take at most 2^31-1 ms and run a longer one after 1 ms instead.
+  if (!(total <= MAX_DURATION_MS)) throw new UsageError(`${source}: "${text}" is longer than ${MAX_DURATION_MS} ms (about 596h)`);
   return Math.round(total);
 }
 

