@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 
-import { decode } from '@atcute/cbor';
+import { decode, BytesWrapper, CidLinkWrapper } from '@atcute/cbor';
 import { fromUint8Array, type CarEntry } from '@atcute/car';
 
 import { InputError } from './errors.ts';
@@ -8,6 +8,15 @@ import type { CommitEvent } from './frame.ts';
 
 const DAG_CBOR = 0x71;
 const SHA2_256 = 0x12;
+
+/**
+ * Deepest nesting of maps and arrays a record may have. The atproto data
+ * model recommends 32 (indigo's and @atproto/lex-data's MAX_CBOR_NESTED_LEVELS,
+ * enforced by the Bluesky PDS); 128 lets through what a laxer PDS accepted,
+ * and stays far below what recursive code (JSON.stringify) survives: a record
+ * nested thousands deep is otherwise a stack overflow, from one ~13 KB block.
+ */
+export const MAX_RECORD_DEPTH = 128;
 
 export interface RecordOp {
   action: 'create' | 'update' | 'delete';
@@ -28,38 +37,49 @@ export type OpResult = { ok: true; op: RecordOp } | { ok: false; path: string; e
  * alone; the others of the commit still go through.
  */
 export function commitOps(commit: CommitEvent): OpResult[] {
-  const results: OpResult[] = new Array(commit.ops.length);
+  return Array.from(eachCommitOp(commit));
+}
+
+/**
+ * commitOps one op at a time: a record is decoded only when asked for, so a
+ * commit whose ops all point at one large block never holds more than one
+ * decoded copy of it.
+ */
+export function* eachCommitOp(commit: CommitEvent): Generator<OpResult, void, undefined> {
   let blocks: CarEntry[] | InputError | undefined;
 
   for (let i = 0; i < commit.ops.length; i++) {
     const op = commit.ops[i]!;
     const slash = op.path.indexOf('/');
     if (slash <= 0 || slash === op.path.length - 1 || op.path.indexOf('/', slash + 1) !== -1) {
-      results[i] = { ok: false, path: op.path, error: new InputError('invalid-body', `invalid op path "${op.path}"`) };
+      yield { ok: false, path: op.path, error: new InputError('invalid-body', `invalid op path "${op.path}"`) };
       continue;
     }
     const collection = op.path.slice(0, slash);
     const rkey = op.path.slice(slash + 1);
 
     if (op.cid === null) {
-      results[i] = { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: '', record: null } };
+      yield { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: '', record: null } };
       continue;
     }
 
     // Parse the CAR lazily: a commit of only deletes never needs it.
     blocks ??= readBlocks(commit.blocks);
     if (blocks instanceof InputError) {
-      results[i] = { ok: false, path: op.path, error: blocks };
+      yield { ok: false, path: op.path, error: blocks };
       continue;
     }
+    let result: OpResult;
     try {
       const record = readRecord(blocks, op.cid.bytes);
-      results[i] = { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: op.cid.$link, record } };
+      result = { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: op.cid.$link, record } };
     } catch (err) {
-      results[i] = { ok: false, path: op.path, error: err as InputError };
+      // Whatever a hostile block makes the decoder throw, it is this op's problem only.
+      const error = err instanceof InputError ? err : new InputError('invalid-record', `unreadable record: ${(err as Error).message}`, { cause: err });
+      result = { ok: false, path: op.path, error };
     }
+    yield result;
   }
-  return results;
 }
 
 function readBlocks(car: Uint8Array): CarEntry[] | InputError {
@@ -90,7 +110,29 @@ function readRecord(blocks: CarEntry[], cid: Uint8Array): Record<string, unknown
   if (typeof record !== 'object' || record === null || Array.isArray(record)) {
     throw new InputError('invalid-record', 'record is not a map');
   }
+  if (!withinDepth(record, MAX_RECORD_DEPTH)) {
+    throw new InputError('invalid-record', `record nested deeper than ${MAX_RECORD_DEPTH} levels`);
+  }
   return record as Record<string, unknown>;
+}
+
+/** True when maps and arrays nest at most `levels` deep. Recursion is safe: it stops at the limit. */
+function withinDepth(value: unknown, levels: number): boolean {
+  // Links and bytes decode to wrapper objects; they hold no nested data.
+  if (value instanceof CidLinkWrapper || value instanceof BytesWrapper) return true;
+  if (levels === 0) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v === 'object' && v !== null && !withinDepth(v, levels - 1)) return false;
+    }
+    return true;
+  }
+  for (const key in value as Record<string, unknown>) {
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v === 'object' && v !== null && !withinDepth(v, levels - 1)) return false;
+  }
+  return true;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
