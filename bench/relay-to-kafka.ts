@@ -137,6 +137,8 @@ async function run(relayArgs: string[], frames: number): Promise<Result> {
     initialCursor: undefined,
     cursorSaveIntervalMs: 1000,
     maxInFlight: MAX_IN_FLIGHT,
+    maxInFlightBytes: 32 << 20, // the CLI default
+    maxFrameBytes: 16 << 20,
     decodeThreads: DECODE_THREADS,
     stallTimeoutMs: 0,
     backoffInitialMs: 1000,

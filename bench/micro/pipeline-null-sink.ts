@@ -7,10 +7,10 @@ const child = spawn(process.execPath, [new URL('../../bin/atkafka.js', import.me
 const url = await new Promise<string>((r) => child.stdout!.once('data', (d) => r(d.toString().trim())));
 let inFlight = 0;
 let handler: (t: unknown) => void = () => {};
-const sink = { onConfirmed(h: (t: unknown) => void) { handler = h; }, get inFlight() { return inFlight; }, send(_k: string, v: string | Uint8Array, t: unknown) { inFlight++; if (typeof v === 'string') Buffer.from(v); queueMicrotask(() => { inFlight--; handler(t); }); }, flush: async () => {}, close: async () => {} };
+const sink = { onConfirmed(h: (t: unknown) => void) { handler = h; }, get inFlight() { return inFlight; }, get inFlightBytes() { return 0; }, send(_k: string, v: string | Uint8Array, t: unknown) { inFlight++; if (typeof v === 'string') Buffer.from(v); queueMicrotask(() => { inFlight--; handler(t); }); }, flush: async () => {}, close: async () => {} };
 let n = 0; let t0 = 0;
 const done = Promise.withResolvers<void>();
-const p = new RelayPipeline({ relayHost: url, cursorFile: undefined, initialCursor: undefined, cursorSaveIntervalMs: 1000, maxInFlight: Number(process.env.MAX_IN_FLIGHT ?? 20000), decodeThreads: Number(process.env.DECODE_THREADS ?? 1), stallTimeoutMs: 0, backoffInitialMs: 1000, backoffMaxMs: 1000, userAgent: 'x', sink, logger: pino({ level: 'warn' }), onEventConfirmed: () => { if (n === 0) t0 = performance.now(); if (++n === N) done.resolve(); } });
+const p = new RelayPipeline({ relayHost: url, cursorFile: undefined, initialCursor: undefined, cursorSaveIntervalMs: 1000, maxInFlight: Number(process.env.MAX_IN_FLIGHT ?? 20000), maxInFlightBytes: 32 << 20, maxFrameBytes: 16 << 20, decodeThreads: Number(process.env.DECODE_THREADS ?? 1), stallTimeoutMs: 0, backoffInitialMs: 1000, backoffMaxMs: 1000, userAgent: 'x', sink, logger: pino({ level: 'warn' }), onEventConfirmed: () => { if (n === 0) t0 = performance.now(); if (++n === N) done.resolve(); } });
 const ac = new AbortController();
 const cpu0 = process.cpuUsage();
 const run = p.run(ac.signal);

@@ -48,6 +48,13 @@ export const kafkaFlags: FlagSpec[] = [
     default: '10000',
     help: 'Messages awaiting Kafka confirmation (plus frames being decoded) before reading upstream pauses (bounds memory)',
   },
+  {
+    name: 'max-in-flight-bytes',
+    kind: 'int',
+    env: ['ATKAFKA_MAX_IN_FLIGHT_BYTES'],
+    default: '33554432',
+    help: 'Bytes of messages awaiting Kafka confirmation (plus frames being decoded) before reading upstream pauses (bounds memory)',
+  },
   { name: 'client-id', kind: 'string', env: ['ATKAFKA_CLIENT_ID'], default: 'atkafka', help: 'Kafka client.id' },
   { name: 'sasl-mechanism', kind: 'string', env: ['ATKAFKA_SASL_MECHANISM'], help: 'SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' },
   { name: 'sasl-username', kind: 'string', env: ['ATKAFKA_SASL_USERNAME'], help: 'SASL username' },
@@ -89,6 +96,13 @@ export const relayFlags: FlagSpec[] = [
     kind: 'int',
     env: ['ATKAFKA_CURSOR'],
     help: 'Seq to start after when the cursor file does not exist yet (default: start live)',
+  },
+  {
+    name: 'max-frame-size',
+    kind: 'int',
+    env: ['ATKAFKA_MAX_FRAME_SIZE'],
+    default: '16777216',
+    help: 'Largest relay frame read from the socket, in bytes. Frames above the 5 MB protocol limit that fit are skipped as invalid; a larger one fails the connection (logged, retried): raise this to get past it',
   },
   { name: 'cursor-save-interval', kind: 'duration', env: ['ATKAFKA_CURSOR_SAVE_INTERVAL'], default: '1s', help: 'How often the cursor file is rewritten' },
   {

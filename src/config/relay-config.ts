@@ -12,7 +12,9 @@ export interface CommonConfig {
 export interface RelayConfig extends CommonConfig {
   kafka: KafkaSinkOptions;
   maxInFlight: number;
+  maxInFlightBytes: number;
   relayHost: string;
+  maxFrameBytes: number;
   cursorFile: string | undefined;
   initialCursor: number | undefined;
   cursorSaveIntervalMs: number;
@@ -39,7 +41,7 @@ export function kafkaConfig(v: Values): ReturnType<typeof kafkaOptions> {
   return config;
 }
 
-function kafkaOptions(v: Values): { kafka: KafkaSinkOptions; maxInFlight: number } {
+function kafkaOptions(v: Values): { kafka: KafkaSinkOptions; maxInFlight: number; maxInFlightBytes: number } {
   const bootstrapServers = get<string[]>(v, 'bootstrap-servers');
   if (bootstrapServers.length === 0) throw new UsageError('--bootstrap-servers is empty');
   for (const server of bootstrapServers) checkBootstrapServer(server);
@@ -63,6 +65,8 @@ function kafkaOptions(v: Values): { kafka: KafkaSinkOptions; maxInFlight: number
   const maxInFlight = get<number>(v, 'max-in-flight');
   // librdkafka's queue is sized at twice this and holds at most 2^31-1 messages.
   if (maxInFlight < 1 || maxInFlight > 1_000_000_000) throw new UsageError('--max-in-flight must be between 1 and 1000000000');
+  const maxInFlightBytes = get<number>(v, 'max-in-flight-bytes');
+  if (maxInFlightBytes < 65_536 || maxInFlightBytes > 2 ** 31 - 1) throw new UsageError('--max-in-flight-bytes must be between 65536 and 2147483647');
   const batchBytes = get<number>(v, 'batch-size');
   if (batchBytes < 1 || batchBytes > 2 ** 31 - 1) throw new UsageError('--batch-size must be between 1 and 2147483647');
   const maxMessageBytes = get<number>(v, 'max-message-bytes');
@@ -107,6 +111,7 @@ function kafkaOptions(v: Values): { kafka: KafkaSinkOptions; maxInFlight: number
       tls,
     },
     maxInFlight,
+    maxInFlightBytes,
   };
 }
 
@@ -130,6 +135,10 @@ export function relayConfig(v: Values): RelayConfig {
   const backoffInitialMs = get<number>(v, 'reconnect-backoff');
   const backoffMaxMs = get<number>(v, 'reconnect-backoff-max');
   if (backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');
+  const maxFrameBytes = get<number>(v, 'max-frame-size');
+  if (maxFrameBytes < 5_000_000 || maxFrameBytes > 1024 * 1024 * 1024) {
+    throw new UsageError('--max-frame-size must be between 5000000 (the protocol limit) and 1073741824');
+  }
   const stallTimeoutMs = get<number>(v, 'stall-timeout');
   // Shorter than the gap between two frames of a healthy relay, it would drop the connection over and over.
   if (stallTimeoutMs !== 0 && stallTimeoutMs < 100) throw new UsageError('--stall-timeout must be 0 (off) or at least 100ms');
@@ -140,6 +149,7 @@ export function relayConfig(v: Values): RelayConfig {
     ...kafkaConfig(v),
     decodeThreads,
     relayHost,
+    maxFrameBytes,
     cursorFile: cursorFile === '' ? undefined : cursorFile,
     initialCursor,
     cursorSaveIntervalMs,

@@ -1,59 +1,118 @@
 import { Worker } from 'node:worker_threads';
 
-import { decodeRelayFrame, type DecodedFrame } from './relay-frame.ts';
-import type { DecodeBatch, DecodeResult } from './worker.ts';
+import { decodeRelayPieces, isFrameEnd, type DecodedFrame } from './relay-frame.ts';
+import { CREDIT_BYTES, CREDIT_GENERATION, CREDIT_MESSAGES, CREDIT_SLOTS, type CreditData, type DecodeBatch, type DecodeResult } from './worker.ts';
 
 /**
- * Frames in, decoded frames out, in the order they went in. `receivedAt`
- * rides along untouched (the pipeline measures latency from it).
+ * Frames in, decoded pieces out, in the order the frames went in. Pull-based:
+ * the pipeline takes pieces with next() only while Kafka has room, and a
+ * decoder never decodes far ahead of what was taken, so memory is bounded
+ * whatever the frames fan out into.
  */
 export interface FrameDecoder {
   push(frame: Uint8Array, receivedAt: number): void;
-  /** Frames pushed and not yet handed back. */
+  /** The next decoded piece, or undefined until onReadable is called again. */
+  next(): DecodedFrame | undefined;
+  /** `receivedAt` of the frame the piece last returned by next() belongs to. */
+  readonly receivedAt: number;
+  /** Frames pushed and not yet taken whole. */
   readonly pending: number;
   /** Their size in bytes. */
   readonly pendingBytes: number;
-  /** Resolves once every frame pushed so far has been handed back. */
+  /** Resolves once every frame pushed so far has been taken whole. */
   drained(): Promise<void>;
   close(): Promise<void>;
 }
 
-export type DecodedHandler = (frame: DecodedFrame, receivedAt: number) => void;
-
 export interface DecoderOptions {
   /** 0: decode on the calling thread; N: on N worker threads. */
   threads: number;
-  onDecoded: DecodedHandler;
+  /** Pieces are ready for next(); may be called while some are already waiting. */
+  onReadable: () => void;
   /** A worker thread died: a bug, not bad input (that comes back as a result). */
   onFatal: (err: Error) => void;
+  /** Decoded output a thread may have waiting before it stops and waits (defaults below). */
+  maxOutputBytes?: number;
+  maxOutputMessages?: number;
 }
+
+export const DEFAULT_OUTPUT_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_OUTPUT_MESSAGES = 8192;
 
 export function createFrameDecoder(opts: DecoderOptions): FrameDecoder {
-  return opts.threads > 0 ? new ThreadDecoder(opts) : new InlineDecoder(opts.onDecoded);
+  return opts.threads > 0 ? new ThreadDecoder(opts) : new InlineDecoder(opts.onReadable);
 }
 
-/** Decodes synchronously inside push(). */
+/** Decodes on the calling thread, lazily: a frame is decoded piece by piece as next() asks. */
 export class InlineDecoder implements FrameDecoder {
-  readonly #onDecoded: DecodedHandler;
+  readonly #onReadable: () => void;
+  readonly #frames: { frame: Uint8Array; receivedAt: number }[] = [];
+  #head = 0;
+  #pieces: Generator<DecodedFrame, void, undefined> | undefined;
+  #receivedAt = 0;
+  #pendingBytes = 0;
+  #currentBytes = 0;
+  #drained: (() => void)[] = [];
 
-  constructor(onDecoded: DecodedHandler) {
-    this.#onDecoded = onDecoded;
+  constructor(onReadable: () => void) {
+    this.#onReadable = onReadable;
   }
 
   get pending(): number {
-    return 0;
+    return this.#frames.length - this.#head + (this.#pieces === undefined ? 0 : 1);
   }
 
   get pendingBytes(): number {
-    return 0;
+    return this.#pendingBytes;
+  }
+
+  get receivedAt(): number {
+    return this.#receivedAt;
   }
 
   push(frame: Uint8Array, receivedAt: number): void {
-    this.#onDecoded(decodeRelayFrame(frame, new Date()), receivedAt);
+    this.#frames.push({ frame, receivedAt });
+    this.#pendingBytes += frame.byteLength;
+    this.#onReadable();
+  }
+
+  next(): DecodedFrame | undefined {
+    for (;;) {
+      if (this.#pieces === undefined) {
+        if (this.#head === this.#frames.length) return undefined;
+        const { frame, receivedAt } = this.#frames[this.#head]!;
+        this.#frames[this.#head++] = undefined!;
+        if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
+          this.#frames.splice(0, this.#head);
+          this.#head = 0;
+        }
+        this.#receivedAt = receivedAt;
+        this.#currentBytes = frame.byteLength;
+        this.#pieces = decodeRelayPieces(frame, new Date());
+      }
+      const r = this.#pieces.next();
+      if (!r.done) {
+        if (isFrameEnd(r.value)) this.#frameDone();
+        return r.value;
+      }
+      this.#frameDone();
+    }
+  }
+
+  #frameDone(): void {
+    this.#pieces = undefined;
+    this.#pendingBytes -= this.#currentBytes;
+    this.#currentBytes = 0;
+    if (this.pending === 0) {
+      const drained = this.#drained;
+      this.#drained = [];
+      for (const resolve of drained) resolve();
+    }
   }
 
   drained(): Promise<void> {
-    return Promise.resolve();
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
   }
 
   close(): Promise<void> {
@@ -68,9 +127,23 @@ const BATCH_BYTES = 1 << 20;
 interface Batch {
   id: number;
   frames: Uint8Array[];
+  /** Byte size of each frame, released as the frame is taken whole. */
+  sizes: number[];
   bytes: number;
   receivedAt: number[];
-  results: DecodedFrame[] | undefined;
+  worker: number;
+  /** Chunks of results that arrived, not yet handed out. */
+  chunks: Chunk[];
+  final: boolean;
+  /** Index of the frame the next piece belongs to. */
+  frame: number;
+}
+
+interface Chunk {
+  pieces: DecodedFrame[];
+  at: number;
+  bytes: number;
+  messages: number;
 }
 
 /**
@@ -79,11 +152,15 @@ interface Batch {
  * event-loop turn (a socket read usually carries many), copied into one
  * buffer that is transferred, not cloned, and decoded in batches; results
  * come back as plain data and are handed out strictly in push order, also
- * with several threads.
+ * with several threads. Each thread has its own output credit (worker.ts),
+ * given back as the pipeline takes its pieces: a thread waiting for credit
+ * never waits on another thread's output, so several threads cannot
+ * deadlock on the in-order hand-out.
  */
 export class ThreadDecoder implements FrameDecoder {
   readonly #opts: DecoderOptions;
   readonly #workers: Worker[] = [];
+  readonly #credits: Int32Array[] = [];
   #next = 0;
   #nextId = 0;
   #open: Batch | undefined;
@@ -93,6 +170,7 @@ export class ThreadDecoder implements FrameDecoder {
   readonly #byId = new Map<number, Batch>();
   #pending = 0;
   #pendingBytes = 0;
+  #receivedAt = 0;
   #drained: (() => void)[] = [];
   #closing = false;
   #failed = false;
@@ -100,13 +178,20 @@ export class ThreadDecoder implements FrameDecoder {
   constructor(opts: DecoderOptions) {
     this.#opts = opts;
     for (let i = 0; i < opts.threads; i++) {
-      const worker = new Worker(new URL('./worker.ts', import.meta.url), { name: `atkafka-decode-${i}` });
+      const credit = new SharedArrayBuffer(CREDIT_SLOTS * Int32Array.BYTES_PER_ELEMENT);
+      const workerData: CreditData = {
+        credit,
+        maxBytes: opts.maxOutputBytes ?? DEFAULT_OUTPUT_BYTES,
+        maxMessages: opts.maxOutputMessages ?? DEFAULT_OUTPUT_MESSAGES,
+      };
+      const worker = new Worker(new URL('./worker.ts', import.meta.url), { name: `atkafka-decode-${i}`, workerData });
       worker.on('message', (msg: DecodeResult) => this.#onResult(msg));
       worker.on('error', (err) => this.#fail(err));
       worker.on('exit', (code) => {
         if (!this.#closing) this.#fail(new Error(`decode thread exited with code ${code}`));
       });
       this.#workers.push(worker);
+      this.#credits.push(new Int32Array(credit));
     }
   }
 
@@ -118,12 +203,16 @@ export class ThreadDecoder implements FrameDecoder {
     return this.#pendingBytes;
   }
 
+  get receivedAt(): number {
+    return this.#receivedAt;
+  }
+
   push(frame: Uint8Array, receivedAt: number): void {
     this.#pending++;
     this.#pendingBytes += frame.byteLength;
     let batch = this.#open;
     if (batch === undefined) {
-      batch = { id: this.#nextId++, frames: [], bytes: 0, receivedAt: [], results: undefined };
+      batch = { id: this.#nextId++, frames: [], sizes: [], bytes: 0, receivedAt: [], worker: 0, chunks: [], final: false, frame: 0 };
       this.#open = batch;
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
@@ -134,6 +223,7 @@ export class ThreadDecoder implements FrameDecoder {
       }
     }
     batch.frames.push(frame);
+    batch.sizes.push(frame.byteLength);
     batch.receivedAt.push(receivedAt);
     batch.bytes += frame.byteLength;
     if (batch.frames.length >= BATCH_FRAMES || batch.bytes >= BATCH_BYTES) this.#flush();
@@ -156,6 +246,7 @@ export class ThreadDecoder implements FrameDecoder {
     }
     const msg: DecodeBatch = { id: batch.id, buf, offsets, now: Date.now() };
     batch.frames = [];
+    batch.worker = this.#next;
     this.#inOrder.push(batch);
     this.#byId.set(batch.id, batch);
     const worker = this.#workers[this.#next]!;
@@ -166,37 +257,68 @@ export class ThreadDecoder implements FrameDecoder {
   #onResult(msg: DecodeResult): void {
     const batch = this.#byId.get(msg.id);
     if (batch === undefined) return;
-    this.#byId.delete(msg.id);
+    if (msg.final) this.#byId.delete(msg.id);
     // Put the values back as views of the transferred buffer (see DecodeResult).
     const { out, bounds } = msg;
     let k = 0;
-    for (const r of msg.results) {
-      if (r.kind === 'event') {
-        for (const m of r.messages) {
+    for (const p of msg.pieces) {
+      if (p.kind === 'event') {
+        for (const m of p.messages) {
           m.value = Buffer.from(out, bounds[k]!, bounds[k + 1]! - bounds[k]!);
           k++;
         }
-      } else if (r.kind === 'info') {
-        r.value = Buffer.from(out, bounds[k]!, bounds[k + 1]! - bounds[k]!);
+      } else if (p.kind === 'info') {
+        p.value = Buffer.from(out, bounds[k]!, bounds[k + 1]! - bounds[k]!);
         k++;
       }
     }
-    batch.results = msg.results;
-    const onDecoded = this.#opts.onDecoded;
-    while (this.#inOrder.length > 0 && this.#inOrder[0]!.results !== undefined) {
-      const done = this.#inOrder.shift()!;
-      this.#pendingBytes -= done.bytes;
-      const results = done.results!;
-      for (let i = 0; i < results.length; i++) {
-        this.#pending--;
-        onDecoded(results[i]!, done.receivedAt[i]!);
+    // The final chunk may be empty: everything went out in chunks posted while waiting for credit.
+    if (msg.pieces.length > 0) batch.chunks.push({ pieces: msg.pieces, at: 0, bytes: msg.bytes, messages: msg.messages });
+    batch.final = msg.final;
+    // Batches taken whole leave the head, so a later one that came back is seen as readable.
+    while (this.#inOrder.length > 0 && this.#inOrder[0]!.final && this.#inOrder[0]!.chunks.length === 0) this.#inOrder.shift();
+    if (this.#inOrder[0] === batch) this.#opts.onReadable();
+  }
+
+  next(): DecodedFrame | undefined {
+    for (;;) {
+      const batch = this.#inOrder[0];
+      if (batch === undefined) return undefined;
+      const chunk = batch.chunks[0];
+      if (chunk === undefined) {
+        if (!batch.final) return undefined;
+        this.#inOrder.shift();
+        // The next batch may have come back whole while this one was still out.
+        continue;
       }
+      const piece = chunk.pieces[chunk.at]!;
+      chunk.pieces[chunk.at++] = undefined!;
+      if (chunk.at === chunk.pieces.length) {
+        batch.chunks.shift();
+        this.#giveBack(batch.worker, chunk);
+      }
+      this.#receivedAt = batch.receivedAt[batch.frame]!;
+      if (isFrameEnd(piece)) {
+        this.#pendingBytes -= batch.sizes[batch.frame]!;
+        batch.frame++;
+        this.#pending--;
+        if (this.#pending === 0) {
+          const drained = this.#drained;
+          this.#drained = [];
+          for (const resolve of drained) resolve();
+        }
+      }
+      return piece;
     }
-    if (this.#pending === 0) {
-      const drained = this.#drained;
-      this.#drained = [];
-      for (const resolve of drained) resolve();
-    }
+  }
+
+  #giveBack(worker: number, chunk: Chunk): void {
+    if (chunk.bytes === 0 && chunk.messages === 0) return;
+    const credit = this.#credits[worker]!;
+    Atomics.sub(credit, CREDIT_BYTES, chunk.bytes);
+    Atomics.sub(credit, CREDIT_MESSAGES, chunk.messages);
+    Atomics.add(credit, CREDIT_GENERATION, 1);
+    Atomics.notify(credit, CREDIT_GENERATION);
   }
 
   #fail(err: Error): void {

@@ -1,4 +1,4 @@
-import { commitOps } from '../atproto/commit-ops.ts';
+import { eachCommitOp } from '../atproto/commit-ops.ts';
 import { InputError, type InputErrorReason } from '../atproto/errors.ts';
 import { decodeFrame } from '../atproto/frame.ts';
 import { syncCommitCid } from '../atproto/sync-commit.ts';
@@ -22,66 +22,122 @@ export interface Skipped {
 }
 
 /**
- * A relay frame decoded, checked and formatted: everything the pipeline needs
- * and nothing more, as plain data so it can cross a thread boundary cheaply.
+ * A relay frame decoded, checked and formatted (or a piece of one): everything
+ * the pipeline needs and nothing more, as plain data so it can cross a thread
+ * boundary cheaply.
  */
 export type DecodedFrame =
-  /** An event with a seq: its messages (none for an empty commit) and the ops skipped as invalid. */
-  | { kind: 'event'; seq: number; time: string; did: string; messages: DecodedMessage[]; skipped: Skipped[] }
+  /**
+   * An event with a seq: its messages (none for an empty commit) and the ops
+   * skipped as invalid. A commit with many messages comes in several pieces,
+   * so that memory is bounded by the piece, not by the frame: `first` on the
+   * first, `last` on the last, both on a frame of one piece.
+   */
+  | { kind: 'event'; seq: number; time: string; did: string; messages: DecodedMessage[]; skipped: Skipped[]; first: boolean; last: boolean }
   | { kind: 'info'; name: string; message: string | undefined; value: string | Uint8Array }
   | { kind: 'error'; error: string; message: string | undefined }
   | { kind: 'unknown'; type: string; seq: number | undefined }
   /** The whole frame was unusable. */
   | { kind: 'invalid'; skipped: Skipped; bytes: number };
 
+export type DecodedEvent = Extract<DecodedFrame, { kind: 'event' }>;
+
+/** How much one piece of a commit may hold (the JSON's UTF-16 length stands in for bytes). */
+export interface PieceLimits {
+  messages: number;
+  chars: number;
+}
+
+export const PIECE_LIMITS: PieceLimits = { messages: 64, chars: 256 * 1024 };
+
 const NONE: Skipped[] = [];
 
+/** The pieces of a frame, in order; the last piece of a frame is the only one with `last` (or not an event). */
+export function isFrameEnd(piece: DecodedFrame): boolean {
+  return piece.kind !== 'event' || piece.last;
+}
+
 /**
- * Frame bytes -> Kafka-ready messages. Pure, and never throws on bad input:
- * every InputError becomes a `skipped` entry. Anything else thrown is a bug
- * and propagates.
+ * Frame bytes -> Kafka-ready messages, all at once. Pure, and never throws on
+ * bad input: every InputError becomes a `skipped` entry. Anything else thrown
+ * is a bug and propagates.
  */
 export function decodeRelayFrame(frame: Uint8Array, receivedAt: Date): DecodedFrame {
+  let whole: DecodedFrame | undefined;
+  for (const piece of decodeRelayPieces(frame, receivedAt, { messages: Infinity, chars: Infinity })) whole = piece;
+  return whole!;
+}
+
+/**
+ * Frame bytes -> Kafka-ready messages, in pieces of at most `limits`, formatted
+ * only as they are asked for: whoever pulls the pieces bounds the memory,
+ * whatever the frame holds (a hostile commit may fan out into thousands of
+ * messages, each repeating a large record).
+ */
+export function* decodeRelayPieces(frame: Uint8Array, receivedAt: Date, limits: PieceLimits = PIECE_LIMITS): Generator<DecodedFrame, void, undefined> {
   let evt;
   try {
     evt = decodeFrame(frame);
   } catch (err) {
-    return { kind: 'invalid', skipped: skippedFrom(err), bytes: frame.length };
+    yield { kind: 'invalid', skipped: skippedFrom(err), bytes: frame.length };
+    return;
   }
   switch (evt.kind) {
     case 'commit': {
-      const messages: DecodedMessage[] = [];
-      let skipped = NONE;
-      for (const result of commitOps(evt)) {
+      let piece = eventPiece(evt.seq, evt.time, evt.repo, true);
+      let chars = 0;
+      for (const result of eachCommitOp(evt)) {
         if (result.ok) {
           const op = result.op;
-          messages.push({ value: formatOperation(evt.repo, evt.time, op), action: `operation#${op.action}`, collection: op.collection });
+          let value: string;
+          try {
+            value = formatOperation(evt.repo, evt.time, op);
+          } catch (err) {
+            // Hostile records reach here only past the decoder's checks; whatever they make JSON do, skip the op.
+            addSkipped(piece, { reason: 'invalid-record', message: `cannot format record: ${(err as Error).message}`, path: op.path });
+            continue;
+          }
+          if (piece.messages.length >= limits.messages || (chars > 0 && chars + value.length > limits.chars)) {
+            yield piece;
+            piece = eventPiece(evt.seq, evt.time, evt.repo, false);
+            chars = 0;
+          }
+          piece.messages.push({ value, action: `operation#${op.action}`, collection: op.collection });
+          chars += value.length;
         } else {
-          if (skipped === NONE) skipped = [];
-          skipped.push({ reason: result.error.reason, message: result.error.message, path: result.path });
+          addSkipped(piece, { reason: result.error.reason, message: result.error.message, path: result.path });
         }
       }
-      return { kind: 'event', seq: evt.seq, time: evt.time, did: evt.repo, messages, skipped };
+      piece.last = true;
+      yield piece;
+      return;
     }
     case 'identity':
-      return single(evt.seq, evt.time, evt.did, formatIdentity(evt), 'identity');
+      yield single(evt.seq, evt.time, evt.did, formatIdentity(evt), 'identity');
+      return;
     case 'account':
-      return single(evt.seq, evt.time, evt.did, formatAccount(evt), 'account');
+      yield single(evt.seq, evt.time, evt.did, formatAccount(evt), 'account');
+      return;
     case 'sync': {
       let value: string;
       try {
         value = formatSync(evt, syncCommitCid(evt));
       } catch (err) {
-        return { kind: 'event', seq: evt.seq, time: evt.time, did: evt.did, messages: [], skipped: [skippedFrom(err)] };
+        yield { kind: 'event', seq: evt.seq, time: evt.time, did: evt.did, messages: [], skipped: [skippedFrom(err)], first: true, last: true };
+        return;
       }
-      return single(evt.seq, evt.time, evt.did, value, 'sync');
+      yield single(evt.seq, evt.time, evt.did, value, 'sync');
+      return;
     }
     case 'info':
-      return { kind: 'info', name: evt.name, message: evt.message, value: formatInfo(evt, receivedAt) };
+      yield { kind: 'info', name: evt.name, message: evt.message, value: formatInfo(evt, receivedAt) };
+      return;
     case 'error':
-      return { kind: 'error', error: evt.error, message: evt.message };
+      yield { kind: 'error', error: evt.error, message: evt.message };
+      return;
     case 'unknown':
-      return { kind: 'unknown', type: evt.type, seq: evt.seq };
+      yield { kind: 'unknown', type: evt.type, seq: evt.seq };
+      return;
     default: {
       const never: never = evt;
       throw new Error(`unhandled event ${JSON.stringify(never)}`);
@@ -89,8 +145,17 @@ export function decodeRelayFrame(frame: Uint8Array, receivedAt: Date): DecodedFr
   }
 }
 
+function eventPiece(seq: number, time: string, did: string, first: boolean): DecodedEvent {
+  return { kind: 'event', seq, time, did, messages: [], skipped: NONE, first, last: false };
+}
+
+function addSkipped(piece: DecodedEvent, skipped: Skipped): void {
+  if (piece.skipped === NONE) piece.skipped = [];
+  piece.skipped.push(skipped);
+}
+
 function single(seq: number, time: string, did: string, value: string, action: string): DecodedFrame {
-  return { kind: 'event', seq, time, did, messages: [{ value, action, collection: '' }], skipped: NONE };
+  return { kind: 'event', seq, time, did, messages: [{ value, action, collection: '' }], skipped: NONE, first: true, last: true };
 }
 
 function skippedFrom(err: unknown): Skipped {

@@ -1,7 +1,7 @@
-// A decode thread (see decoder.ts): batches of frames in, decoded frames out.
-import { parentPort } from 'node:worker_threads';
+// A decode thread (see decoder.ts): batches of frames in, decoded pieces out.
+import { parentPort, workerData } from 'node:worker_threads';
 
-import { decodeRelayFrame, type DecodedFrame } from './relay-frame.ts';
+import { decodeRelayPieces, type DecodedFrame } from './relay-frame.ts';
 
 export interface DecodeBatch {
   id: number;
@@ -13,17 +13,42 @@ export interface DecodeBatch {
 }
 
 /**
- * The frames decoded, their message values moved out as UTF-8 into `out`
- * (transferred): value k, in order of appearance, is out[bounds[k], bounds[k + 1]),
- * and its `value` field is left ''. The main thread then never holds the JSON
- * as a string nor encodes it.
+ * Some decoded pieces of a batch, in order, their message values moved out as
+ * UTF-8 into `out` (transferred): value k, in order of appearance, is
+ * out[bounds[k], bounds[k + 1]), and its `value` field is left ''. The main
+ * thread then never holds the JSON as a string nor encodes it. A batch comes
+ * back in one or more chunks; `final` marks its last.
  */
 export interface DecodeResult {
   id: number;
-  results: DecodedFrame[];
+  pieces: DecodedFrame[];
   out: ArrayBuffer;
   bounds: Uint32Array;
+  final: boolean;
+  /** What this chunk takes from the thread's output credit (see Credit). */
+  bytes: number;
+  messages: number;
 }
+
+/**
+ * Output credit, shared with the main thread: bytes and messages this thread
+ * has posted that the pipeline has not taken yet. The thread stops (and
+ * waits) once either reaches its limit, so a backlog of op-dense frames
+ * cannot turn into unbounded decoded output while Kafka is slow.
+ */
+export interface CreditData {
+  credit: SharedArrayBuffer;
+  maxBytes: number;
+  maxMessages: number;
+}
+export const CREDIT_BYTES = 0;
+export const CREDIT_MESSAGES = 1;
+/** Bumped by the main thread whenever it gives credit back; the thread waits on it. */
+export const CREDIT_GENERATION = 2;
+export const CREDIT_SLOTS = 3;
+
+/** Post a chunk once its JSON reaches this size, even mid-batch. */
+const CHUNK_BYTES = 1 << 20;
 
 /** Appends strings as UTF-8 to one growing buffer. */
 class Utf8Out {
@@ -58,28 +83,57 @@ class Utf8Out {
 
 if (parentPort !== null) {
   const port = parentPort;
+  const { credit: sab, maxBytes, maxMessages } = workerData as CreditData;
+  const credit = new Int32Array(sab);
+
   port.on('message', (batch: DecodeBatch) => {
     const bytes = new Uint8Array(batch.buf);
     const { offsets } = batch;
     const now = new Date(batch.now);
-    const results: DecodedFrame[] = new Array(offsets.length - 1);
     // The JSON of a batch is usually well under its frames' size (frames carry MST nodes).
-    const out = new Utf8Out(Math.max(16_384, batch.buf.byteLength >>> 1));
-    for (let i = 0; i < results.length; i++) {
-      const r = decodeRelayFrame(bytes.subarray(offsets[i], offsets[i + 1]), now);
-      if (r.kind === 'event') {
-        for (const m of r.messages) {
-          out.add(m.value as string);
-          m.value = '';
+    const hint = Math.min(CHUNK_BYTES, Math.max(16_384, batch.buf.byteLength >>> 1));
+    let out = new Utf8Out(hint);
+    let pieces: DecodedFrame[] = [];
+    let chunkMessages = 0;
+
+    const post = (final: boolean) => {
+      const bounds = Uint32Array.from(out.bounds);
+      const chunkBytes = out.at;
+      const buf = out.take();
+      const msg: DecodeResult = { id: batch.id, pieces, out: buf, bounds, final, bytes: chunkBytes, messages: chunkMessages };
+      Atomics.add(credit, CREDIT_BYTES, chunkBytes);
+      Atomics.add(credit, CREDIT_MESSAGES, chunkMessages);
+      port.postMessage(msg, [buf, bounds.buffer]);
+      out = new Utf8Out(hint);
+      pieces = [];
+      chunkMessages = 0;
+    };
+
+    for (let i = 0; i < offsets.length - 1; i++) {
+      for (const piece of decodeRelayPieces(bytes.subarray(offsets[i], offsets[i + 1]), now)) {
+        if (piece.kind === 'event') {
+          for (const m of piece.messages) {
+            out.add(m.value as string);
+            m.value = '';
+          }
+          chunkMessages += piece.messages.length;
+        } else if (piece.kind === 'info') {
+          out.add(piece.value as string);
+          piece.value = '';
+          chunkMessages++;
         }
-      } else if (r.kind === 'info') {
-        out.add(r.value as string);
-        r.value = '';
+        pieces.push(piece);
+        if (out.at >= CHUNK_BYTES) post(false);
+        // Out of credit: hand over what we have and wait until the pipeline takes some.
+        while (Atomics.load(credit, CREDIT_BYTES) + out.at >= maxBytes || Atomics.load(credit, CREDIT_MESSAGES) + chunkMessages >= maxMessages) {
+          if (pieces.length > 0) post(false);
+          const generation = Atomics.load(credit, CREDIT_GENERATION);
+          if (Atomics.load(credit, CREDIT_BYTES) >= maxBytes || Atomics.load(credit, CREDIT_MESSAGES) >= maxMessages) {
+            Atomics.wait(credit, CREDIT_GENERATION, generation, 1000);
+          }
+        }
       }
-      results[i] = r;
     }
-    const bounds = Uint32Array.from(out.bounds);
-    const buf = out.take();
-    port.postMessage({ id: batch.id, results, out: buf, bounds } satisfies DecodeResult, [buf, bounds.buffer]);
+    post(true);
   });
 }

@@ -1,15 +1,24 @@
 import { CursorFileError, loadCursor, saveCursor } from '../checkpoint/cursor-file.ts';
 import { Watermark, type Ticket } from '../checkpoint/watermark.ts';
 import { createFrameDecoder, type FrameDecoder } from '../decode/decoder.ts';
-import type { DecodedFrame, Skipped } from '../decode/relay-frame.ts';
+import type { DecodedEvent, DecodedFrame, Skipped } from '../decode/relay-frame.ts';
 import { UNKNOWN_KEY } from '../format/atkafka.ts';
 import type { MessageSink } from '../sink/kafka/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import * as metrics from '../telemetry/metrics.ts';
 import { FatalStreamError, RelaySubscription } from '../sources/relay/subscription.ts';
 
-/** Frame bytes the decode threads may have queued: plenty to keep them busy, and a bound on memory whatever the frame sizes. */
-const DECODE_BACKLOG_BYTES = 32 * 1024 * 1024;
+/** Frame bytes the decoder may have queued: plenty to keep it busy, and a bound on memory whatever the frame sizes. */
+export const DECODE_BACKLOG_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A seq this far ahead of the previous one, mid-connection, is not trusted as
+ * a position until the next event confirms it: relays number events with
+ * small gaps, and one corrupt or bogus seq must neither become the cursor nor
+ * make every later event look like a replay. 100,000 is over a minute of the
+ * whole network's events.
+ */
+export const MAX_SEQ_JUMP = 100_000;
 
 export interface RelayPipelineOptions {
   relayHost: string;
@@ -20,8 +29,12 @@ export interface RelayPipelineOptions {
   cursorSaveIntervalMs: number;
   /** Kafka messages awaiting confirmation (plus frames being decoded) before reading stops. */
   maxInFlight: number;
+  /** Bytes of those messages before reading stops. */
+  maxInFlightBytes: number;
   /** Threads that decode frames; 0 decodes on the main thread. */
   decodeThreads: number;
+  /** Largest websocket message read from the relay. */
+  maxFrameBytes: number;
   stallTimeoutMs: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
@@ -47,6 +60,10 @@ export interface RelayPipelineStatus {
  * crash replays at most what was in flight (docs/invariants.md). Within one
  * process, a reconnect resumes after the last seq handed to the sink instead:
  * the sink retries until confirmed, so re-reading those would only duplicate.
+ *
+ * Decoded pieces are pulled from the decoder only while Kafka has room (in
+ * messages and in bytes), so what is in flight is bounded whatever the frames
+ * fan out into; the decoder in turn stops decoding ahead, and reading stops.
  */
 export class RelayPipeline {
   readonly #opts: RelayPipelineOptions;
@@ -54,15 +71,24 @@ export class RelayPipeline {
   #watermark!: Watermark;
   #subscription!: RelaySubscription;
   #decoder!: FrameDecoder;
-  /** Highest seq handed to the sink (or skipped on purpose). */
+  /** Highest trusted seq handed to the sink (or skipped on purpose): where a reconnect resumes. */
   #lastSeq: number | undefined;
+  /** #lastSeq when this connection opened: a seq at or below it is a replay of what this process has. */
+  #connectedAt: number | undefined;
+  /** A seq far ahead of #lastSeq that the next event has not confirmed yet. */
+  #suspectSeq: number | undefined;
   #paused = false;
   #savedSeq: number | undefined;
   #saving: Promise<void> = Promise.resolve();
   #saveTimer: NodeJS.Timeout | undefined;
   #reconnected = true;
-  #lastGapLog = 0;
-  #gapsSinceLog = 0;
+  /** The event being handed to the sink; its remaining messages wait for room. */
+  #current: { piece: DecodedEvent; ticket: Ticket | null; at: number } | undefined;
+  /** A piece pulled from the decoder but not yet started (no room for it). */
+  #blocked = false;
+  #pumping = false;
+  #pumpScheduled = false;
+  readonly #anomalyLogs = new Map<string, { at: number; suppressed: number }>();
 
   constructor(opts: RelayPipelineOptions) {
     this.#opts = opts;
@@ -90,7 +116,7 @@ export class RelayPipeline {
     this.#watermark = new Watermark(start);
     this.#decoder = createFrameDecoder({
       threads: opts.decodeThreads,
-      onDecoded: (frame, receivedAt) => this.#onDecoded(frame, receivedAt),
+      onReadable: () => this.#pump(),
       onFatal: (err) => {
         this.#log.fatal({ err }, 'a decode thread failed');
         this.#subscription.stop(new FatalStreamError(`internal error in a decode thread: ${err.message}`));
@@ -104,13 +130,17 @@ export class RelayPipeline {
         // Frames of the old connection still being decoded come first: resume after the last of them.
         await this.#decoder.drained();
         this.#reconnected = true;
+        this.#connectedAt = this.#lastSeq;
+        this.#suspectSeq = undefined;
         return this.#lastSeq;
       },
+      // An error frame may still be in the decoder when the relay closes after it: act on it first.
+      settle: () => this.#decoder.drained(),
       onFrame: (frame) => this.#onFrame(frame),
       stallTimeoutMs: opts.stallTimeoutMs,
       backoffInitialMs: opts.backoffInitialMs,
       backoffMaxMs: opts.backoffMaxMs,
-      maxPayloadBytes: 64 * 1024 * 1024,
+      maxPayloadBytes: opts.maxFrameBytes,
       userAgent: opts.userAgent,
       logger: this.#log.child({ component: 'relay' }),
     });
@@ -161,106 +191,229 @@ export class RelayPipeline {
     if (!this.#paused && this.#full()) this.#setPaused(true);
   }
 
+  /** Kafka can take another message. */
+  #room(): boolean {
+    const sink = this.#opts.sink;
+    return sink.inFlight < this.#opts.maxInFlight && sink.inFlightBytes < this.#opts.maxInFlightBytes;
+  }
+
   /**
-   * Reading pauses when frames being decoded plus messages awaiting Kafka reach
-   * the cap, or when the decode threads fall behind (their backlog is copied
-   * frames: better left in the kernel's socket buffer). It resumes at half.
+   * Reading pauses when the pipeline cannot hand decoded messages to Kafka,
+   * when frames being decoded plus messages awaiting Kafka reach the caps, or
+   * when the decoder falls behind (its backlog is copied frames: better left
+   * in the kernel's socket buffer). It resumes at half.
    */
   #full(): boolean {
     const decoder = this.#decoder;
-    return decoder.pending + this.#opts.sink.inFlight >= this.#opts.maxInFlight || decoder.pendingBytes >= DECODE_BACKLOG_BYTES;
+    const sink = this.#opts.sink;
+    return (
+      this.#blocked ||
+      decoder.pending + sink.inFlight >= this.#opts.maxInFlight ||
+      decoder.pendingBytes + sink.inFlightBytes >= this.#opts.maxInFlightBytes ||
+      decoder.pendingBytes >= DECODE_BACKLOG_BYTES
+    );
   }
 
   #halfEmpty(): boolean {
     const decoder = this.#decoder;
-    return decoder.pending + this.#opts.sink.inFlight <= this.#opts.maxInFlight / 2 && decoder.pendingBytes <= DECODE_BACKLOG_BYTES / 2;
+    const sink = this.#opts.sink;
+    return (
+      !this.#blocked &&
+      decoder.pending + sink.inFlight <= this.#opts.maxInFlight / 2 &&
+      decoder.pendingBytes + sink.inFlightBytes <= this.#opts.maxInFlightBytes / 2 &&
+      decoder.pendingBytes <= DECODE_BACKLOG_BYTES / 2
+    );
   }
 
-  #onDecoded(frame: DecodedFrame, receivedAt: number): void {
-    switch (frame.kind) {
-      case 'event': {
-        if (this.#accept(frame.seq, frame.time)) {
-          const ticket = this.#watermark.track(frame.seq, receivedAt);
-          for (const skipped of frame.skipped) this.#skipInput(skipped, { seq: frame.seq, did: frame.did, path: skipped.path });
-          for (const message of frame.messages) {
+  /** Hands decoded pieces to Kafka while it has room; called when pieces arrive and when room frees up. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      for (;;) {
+        const current = this.#current;
+        if (current !== undefined) {
+          const { piece, ticket } = current;
+          const messages = piece.messages;
+          while (current.at < messages.length) {
+            if (!this.#room()) {
+              this.#blocked = true;
+              return;
+            }
+            const message = messages[current.at]!;
+            messages[current.at++] = undefined!;
+            if (ticket === null) continue;
             metrics.eventHandled(message.action, message.collection);
-            this.#send(ticket, frame.did, message.value);
+            ticket.pending++;
+            this.#opts.sink.send(piece.did, message.value, ticket);
           }
-          this.#seal(ticket);
+          this.#current = undefined;
+          if (piece.last && ticket !== null) this.#seal(ticket);
         }
+        if (!this.#room()) {
+          this.#blocked = this.#decoder.pending > 0;
+          return;
+        }
+        const next = this.#decoder.next();
+        if (next === undefined) {
+          this.#blocked = false;
+          return;
+        }
+        this.#take(next);
+      }
+    } finally {
+      this.#pumping = false;
+      if (!this.#paused && this.#full()) this.#setPaused(true);
+      else if (this.#paused && this.#halfEmpty()) this.#setPaused(false);
+    }
+  }
+
+  /** Pump again soon, outside the caller's stack (the sink's confirmation loop). */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #take(piece: DecodedFrame): void {
+    const receivedAt = this.#decoder.receivedAt;
+    switch (piece.kind) {
+      case 'event': {
+        let ticket: Ticket | null;
+        if (piece.first) {
+          const position = this.#accept(piece.seq, piece.time);
+          ticket = position === undefined ? null : this.#watermark.track(position, receivedAt);
+        } else {
+          // A later piece of the event being sent.
+          ticket = this.#continuing;
+        }
+        if (ticket !== null) {
+          for (const skipped of piece.skipped) this.#skipInput(skipped, { seq: piece.seq, did: piece.did, path: skipped.path });
+        }
+        this.#continuing = piece.last ? null : ticket;
+        this.#current = { piece, ticket, at: 0 };
         break;
       }
       case 'info': {
-        if (frame.name === 'OutdatedCursor') {
+        if (piece.name === 'OutdatedCursor') {
           metrics.relayOutdatedCursor();
           this.#log.error(
-            { cursor: this.#lastSeq, message: frame.message },
+            { cursor: this.#lastSeq, message: piece.message },
             'RELAY SAYS OutdatedCursor: our cursor is older than what it retains; events between our cursor and its oldest were LOST upstream',
           );
         } else {
-          this.#log.warn({ name: frame.name, message: frame.message }, 'relay info');
+          this.#log.warn({ name: piece.name, message: piece.message }, 'relay info');
         }
         metrics.eventHandled('info', '');
         // #info has no seq: it is delivered, but no position depends on it.
-        this.#opts.sink.send(UNKNOWN_KEY, frame.value, null);
+        this.#opts.sink.send(UNKNOWN_KEY, piece.value, null);
         break;
       }
       case 'error': {
-        if (frame.error === 'FutureCursor') {
+        if (piece.error === 'FutureCursor') {
           this.#subscription.stop(
             new FatalStreamError(
-              `relay says FutureCursor: cursor ${String(this.#lastSeq)} is ahead of its stream; is the cursor file from another relay? (${frame.message ?? ''})`,
+              `relay says FutureCursor: cursor ${String(this.#lastSeq)} is ahead of its stream; is the cursor file from another relay? (${piece.message ?? ''})`,
             ),
           );
-        } else if (frame.error === 'ConsumerTooSlow') {
-          this.#log.warn({ message: frame.message }, 'relay dropped us as too slow, reconnecting from the last handled seq');
+        } else if (piece.error === 'ConsumerTooSlow') {
+          this.#log.warn({ message: piece.message }, 'relay dropped us as too slow, reconnecting from the last handled seq');
           this.#subscription.reconnect();
         } else {
-          this.#log.error({ error: frame.error, message: frame.message }, 'relay sent an error frame');
+          this.#log.error({ error: piece.error, message: piece.message }, 'relay sent an error frame');
         }
         break;
       }
       case 'unknown': {
-        this.#log.debug({ type: frame.type, seq: frame.seq }, 'ignoring unknown message type');
-        if (frame.seq !== undefined && this.#accept(frame.seq, undefined)) {
-          this.#seal(this.#watermark.track(frame.seq, receivedAt));
+        this.#log.debug({ type: piece.type, seq: piece.seq }, 'ignoring unknown message type');
+        if (piece.seq !== undefined) {
+          const position = this.#accept(piece.seq, undefined);
+          if (position !== undefined) this.#seal(this.#watermark.track(position, receivedAt));
         }
         break;
       }
       case 'invalid': {
-        this.#skipInput(frame.skipped, { bytes: frame.bytes, afterSeq: this.#lastSeq });
+        this.#skipInput(piece.skipped, { bytes: piece.bytes, afterSeq: this.#lastSeq });
         break;
       }
       default: {
-        const never: never = frame;
+        const never: never = piece;
         throw new Error(`unhandled decoded frame ${JSON.stringify(never)}`);
       }
     }
-    // Frames that yield no message (empty commits, bad input) never see a confirmation.
-    if (this.#paused && this.#halfEmpty()) this.#setPaused(false);
   }
 
-  /** Seq bookkeeping: drop replays of what this process already took, report gaps. */
-  #accept(seq: number, time: string | undefined): boolean {
+  /** The ticket of an event whose later pieces are still to come. */
+  #continuing: Ticket | null = null;
+
+  /**
+   * Seq bookkeeping: the position an event is tracked under, or undefined for
+   * a replay of what this process already handed to Kafka. Nothing else is
+   * dropped: a relay that misnumbers events still delivers them, loudly.
+   */
+  #accept(seq: number, time: string | undefined): number | undefined {
     const last = this.#lastSeq;
     const firstAfterConnect = this.#reconnected;
     this.#reconnected = false;
-    if (last !== undefined) {
-      if (seq <= last) {
-        metrics.relayDuplicate();
-        if (firstAfterConnect) {
-          // A relay honouring ?cursor= never does this: it was reset, or it is another relay.
-          this.#log.error({ seq, cursor: last }, 'relay resumed BELOW our cursor; skipping seqs we already have until it passes it');
-        } else {
-          this.#log.debug({ seq, last }, 'skipping already handled seq');
-        }
-        return false;
+    metrics.relayPosition(seq, time);
+    if (last === undefined) {
+      this.#lastSeq = seq;
+      return seq;
+    }
+    const floor = this.#connectedAt;
+    if (floor !== undefined && seq <= floor) {
+      // Asked to resume after `floor`, the relay sent older events: replays of what we have.
+      metrics.relayDuplicate();
+      if (firstAfterConnect) {
+        this.#log.error({ seq, cursor: floor }, 'relay resumed BELOW our cursor; skipping the seqs we already delivered until it passes it');
+      } else {
+        this.#anomaly('duplicate', { seq, cursor: floor }, 'relay is still replaying seqs at or below our cursor; skipping them as already delivered');
       }
-      if (seq > last + 1) this.#gap(last, seq, firstAfterConnect);
+      return undefined;
+    }
+    const suspect = this.#suspectSeq;
+    let jumpConfirmed = false;
+    if (suspect !== undefined) {
+      this.#suspectSeq = undefined;
+      jumpConfirmed = seq > suspect;
+      if (jumpConfirmed) {
+        this.#log.warn({ from: last, to: suspect, next: seq }, 'the relay seq jump was real: the stream goes on after it');
+      } else {
+        metrics.relaySeqAnomaly('outlier');
+        this.#log.error({ lastSeq: last, outlier: suspect, next: seq }, 'relay sent AN EVENT WITH A BOGUS SEQ far ahead of its stream; it was delivered, and the cursor never took its seq');
+      }
+    }
+    if (seq > last + MAX_SEQ_JUMP && !firstAfterConnect && !jumpConfirmed) {
+      // Delivered, but tracked at the last trusted position until the next event says which seq is real.
+      this.#suspectSeq = seq;
+      metrics.relaySeqAnomaly('jump');
+      this.#log.error({ lastSeq: last, seq, jump: seq - last }, 'RELAY SEQ JUMPED far ahead mid-stream; delivering the event, holding the cursor until the next event confirms the jump');
+      return last;
+    }
+    if (seq <= last) {
+      // Never on an honest connection: deliver (a duplicate at worst), and follow the relay's order.
+      metrics.relaySeqAnomaly('backwards');
+      this.#anomaly('backwards', { seq, lastSeq: last }, 'RELAY SEQ WENT BACKWARDS mid-stream; delivering the event anyway');
+    } else if (seq > last + 1) {
+      this.#gap(last, seq, firstAfterConnect);
     }
     this.#lastSeq = seq;
-    metrics.relayPosition(seq, time);
-    return true;
+    return seq;
+  }
+
+  /** Error-level log for a stream anomaly, at most one line per kind per 10 s, with a count of the rest. */
+  #anomaly(kind: string, context: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const state = this.#anomalyLogs.get(kind);
+    if (state !== undefined && now - state.at < 10_000) {
+      state.suppressed++;
+      return;
+    }
+    this.#log.error({ ...context, sameSinceLastLog: state?.suppressed ?? 0 }, msg);
+    this.#anomalyLogs.set(kind, { at: now, suppressed: 0 });
   }
 
   #gap(last: number, seq: number, firstAfterConnect: boolean): void {
@@ -272,29 +425,28 @@ export class RelayPipeline {
       this.#log.error({ cursor: last, firstSeq: seq, missing }, 'SEQ GAP ON RESUME: the relay resumed after our cursor; up to this many events may be LOST upstream');
       return;
     }
-    this.#gapsSinceLog++;
     const now = Date.now();
-    if (now - this.#lastGapLog >= 10_000) {
-      this.#log.warn({ lastSeq: last, seq, missing, gapsSinceLastLog: this.#gapsSinceLog }, 'relay seq gap');
-      this.#lastGapLog = now;
-      this.#gapsSinceLog = 0;
+    const state = this.#anomalyLogs.get('gap') ?? { at: 0, suppressed: 0 };
+    if (now - state.at >= 10_000) {
+      this.#log.warn({ lastSeq: last, seq, missing, gapsSinceLastLog: state.suppressed }, 'relay seq gap');
+      this.#anomalyLogs.set('gap', { at: now, suppressed: 0 });
+    } else {
+      state.suppressed++;
+      this.#anomalyLogs.set('gap', state);
     }
-  }
-
-  #send(ticket: Ticket, key: string, value: string | Uint8Array): void {
-    ticket.pending++;
-    const sink = this.#opts.sink;
-    sink.send(key, value, ticket);
-    if (!this.#paused && this.#full()) this.#setPaused(true);
   }
 
   /** A message is in Kafka; `null` for messages no position depends on (#info). */
   #confirmed(ticket: Ticket | null): void {
     if (ticket !== null) {
       this.#watermark.confirm(ticket);
-      if (ticket.pending === 0) this.#eventDone(ticket);
+      if (ticket.pending === 0 && ticket.sealed) this.#eventDone(ticket);
     }
-    if (this.#paused && this.#halfEmpty()) this.#setPaused(false);
+    if (this.#blocked) {
+      if (this.#room()) this.#schedulePump();
+    } else if (this.#paused && this.#halfEmpty()) {
+      this.#setPaused(false);
+    }
   }
 
   #seal(ticket: Ticket): void {

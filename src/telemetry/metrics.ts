@@ -89,9 +89,20 @@ const relayOutdated = new Counter({
   help: 'OutdatedCursor infos: the relay no longer had our cursor, events were lost upstream',
   registers: [registry],
 });
+const relaySeqAnomalies = new Counter({
+  name: 'atkafka_relay_seq_anomalies',
+  help: 'Events whose seq breaks the relay\'s order, delivered anyway: jump (far ahead mid-stream; the cursor holds until the next event), outlier (such a jump the next event showed to be bogus), backwards',
+  labelNames: ['kind'] as const,
+  registers: [registry],
+});
+const relayOversize = new Counter({
+  name: 'atkafka_relay_oversize_frames',
+  help: 'Relay connections that failed on a frame larger than --max-frame-size (the frame cannot be read; see the README)',
+  registers: [registry],
+});
 const relayDuplicates = new Counter({
   name: 'atkafka_relay_duplicate_events',
-  help: 'Relay events skipped because their seq was already handled in this process',
+  help: 'Relay events skipped after a reconnect because their seq is at or below what this process already delivered',
   registers: [registry],
 });
 /** A gauge that reads its value from a source when scraped; returns the setter of that source. */
@@ -111,6 +122,7 @@ function gaugeOnScrape(name: string, help: string): (source: () => number) => vo
 }
 /** The gauges read the count when scraped. */
 export const kafkaInFlightFrom = gaugeOnScrape('atkafka_kafka_in_flight', 'Kafka messages handed to the producer and not yet confirmed');
+export const kafkaInFlightBytesFrom = gaugeOnScrape('atkafka_kafka_in_flight_bytes', 'Bytes of the Kafka messages handed to the producer and not yet confirmed');
 export const decodeBacklogFrom = gaugeOnScrape('atkafka_decode_backlog_frames', 'Frames read and not yet decoded by the decode threads');
 const paused = new Gauge({
   name: 'atkafka_backpressure_paused',
@@ -191,6 +203,12 @@ export function relaySeqGap(missing: number): void {
 }
 export function relayOutdatedCursor(): void {
   relayOutdated.inc();
+}
+export function relaySeqAnomaly(kind: 'jump' | 'outlier' | 'backwards'): void {
+  relaySeqAnomalies.labels(kind).inc();
+}
+export function relayOversizeFrame(): void {
+  relayOversize.inc();
 }
 export function relayDuplicate(): void {
   relayDuplicates.inc();

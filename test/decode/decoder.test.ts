@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { createFrameDecoder, type FrameDecoder } from '../../src/decode/decoder.ts';
-import { decodeRelayFrame, type DecodedFrame } from '../../src/decode/relay-frame.ts';
+import { decodeRelayFrame, type DecodedEvent, type DecodedFrame } from '../../src/decode/relay-frame.ts';
 import { badCar, cidMismatch, garbage, huge, truncated } from '../support/bad-frames.ts';
 import { corpusFrames, expectedMessages } from '../support/corpus.ts';
 
@@ -27,14 +27,27 @@ function stream(): Uint8Array[] {
   return out;
 }
 
+/** Pulls every piece, merging the pieces of a frame back into the whole frame decodeRelayFrame gives. */
 async function decodeAll(threads: number, frames: Uint8Array[]): Promise<{ results: unknown[]; stamps: number[]; decoder: FrameDecoder }> {
   const results: unknown[] = [];
   const stamps: number[] = [];
-  const decoder = createFrameDecoder({
+  let partial: DecodedEvent | undefined;
+  const decoder: FrameDecoder = createFrameDecoder({
     threads,
-    onDecoded: (frame, receivedAt) => {
-      results.push(normalized(frame));
-      stamps.push(receivedAt);
+    onReadable: () => {
+      for (let piece = decoder.next(); piece !== undefined; piece = decoder.next()) {
+        if (piece.kind === 'event' && !(piece.first && piece.last)) {
+          if (piece.first) partial = { ...piece, messages: [...piece.messages], skipped: [...piece.skipped] };
+          else {
+            partial!.messages.push(...piece.messages);
+            partial!.skipped.push(...piece.skipped);
+          }
+          if (!piece.last) continue;
+          piece = { ...partial!, last: true };
+        }
+        results.push(normalized(piece));
+        stamps.push(decoder.receivedAt);
+      }
     },
     onFatal: (err) => assert.fail(err),
   });
@@ -83,7 +96,7 @@ describe('frame decoder', () => {
   }
 
   it('counts frames and bytes in flight until they come back', async () => {
-    const decoder = createFrameDecoder({ threads: 1, onDecoded: () => {}, onFatal: (err) => assert.fail(err) });
+    const decoder: FrameDecoder = createFrameDecoder({ threads: 1, onReadable: () => { while (decoder.next() !== undefined); }, onFatal: (err) => assert.fail(err) });
     try {
       const some = frames.slice(0, 10);
       for (const f of some) decoder.push(f, 0);

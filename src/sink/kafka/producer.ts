@@ -52,8 +52,11 @@ export class KafkaSink implements MessageSink {
   readonly #lingerMs: number;
   readonly #log: Logger;
   #inFlight = 0;
+  #inFlightBytes = 0;
   /** Tokens of the messages produced in the current epoch (and carried ones). */
   #epoch: unknown[] = [];
+  /** Their value bytes. */
+  #epochBytes = 0;
   /** Arrived while a flush ran, or failed and must be produced again. */
   #held: Held[] = [];
   #heldSince = 0;
@@ -78,6 +81,7 @@ export class KafkaSink implements MessageSink {
     await connect(producer, opts, log);
     const sink = new KafkaSink(producer, opts.topic, opts.lingerMs, log);
     metrics.kafkaInFlightFrom(() => sink.inFlight);
+    metrics.kafkaInFlightBytesFrom(() => sink.inFlightBytes);
     producer.on('delivery-report', (err, report) => sink.#onFailedDelivery(err, report));
     producer.on('event.error', (err) => sink.#onError(err));
     producer.setPollInBackground(true);
@@ -99,6 +103,10 @@ export class KafkaSink implements MessageSink {
     return this.#inFlight;
   }
 
+  get inFlightBytes(): number {
+    return this.#inFlightBytes;
+  }
+
   /** Called once if the producer can no longer deliver; the process should stop. */
   onFatal(handler: (err: KafkaFatalError) => void): void {
     this.#fatal = handler;
@@ -110,6 +118,7 @@ export class KafkaSink implements MessageSink {
 
   send(key: string, value: string | Uint8Array, token: unknown): void {
     this.#inFlight++;
+    this.#inFlightBytes += value.length;
     if (this.#flushing) {
       this.#hold(key, value, token);
       return;
@@ -128,7 +137,10 @@ export class KafkaSink implements MessageSink {
       this.#scheduleFlush(50);
       return false;
     }
-    if (token !== NO_TOKEN) this.#epoch.push(token);
+    if (token !== NO_TOKEN) {
+      this.#epoch.push(token);
+      this.#epochBytes += value.length;
+    }
     return true;
   }
 
@@ -180,6 +192,8 @@ export class KafkaSink implements MessageSink {
       this.#epoch = [];
       // Counted down first: the handlers look at inFlight to resume reading.
       this.#inFlight -= epoch.length;
+      this.#inFlightBytes -= this.#epochBytes;
+      this.#epochBytes = 0;
       metrics.messagesDelivered(epoch.length);
       for (const token of epoch) this.#confirmed(token);
     }

@@ -12,6 +12,8 @@ export interface MessageSink<T = unknown> {
   send(key: string, value: string | Uint8Array, token: T): void;
   /** Messages sent and not yet confirmed. */
   readonly inFlight: number;
+  /** Their value sizes (bytes; a string value counts its length). */
+  readonly inFlightBytes: number;
   /** Resolves when every message sent so far is confirmed. */
   flush(): Promise<void>;
   close(): Promise<void>;

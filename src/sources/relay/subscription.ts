@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, type RawData } from 'ws';
 
 import type { Logger } from '../../telemetry/logger.ts';
-import { relayConnection, relayReconnect } from '../../telemetry/metrics.ts';
+import { relayConnection, relayOversizeFrame, relayReconnect } from '../../telemetry/metrics.ts';
 import { redactUrl } from '../../telemetry/redact.ts';
 import { Backoff } from './backoff.ts';
 
@@ -14,11 +14,17 @@ export interface RelaySubscriptionOptions {
   cursor: () => number | undefined | Promise<number | undefined>;
   /** Gets each binary message synchronously, in order. */
   onFrame: (frame: Uint8Array) => void;
+  /**
+   * Called after a connection ended, before deciding to reconnect: resolves
+   * once every frame it delivered has been acted on, so an error frame that
+   * came just before the close (FutureCursor) still decides what happens.
+   */
+  settle?: () => Promise<void>;
   /** No frame for this long while not paused: the socket is dead, reconnect. */
   stallTimeoutMs: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
-  /** Largest websocket message accepted by the socket layer; decoding refuses 5 MB. */
+  /** Largest websocket message the socket layer reads; decoding refuses 5 MB. */
   maxPayloadBytes: number;
   userAgent: string;
   logger: Logger;
@@ -68,9 +74,18 @@ export class RelaySubscription {
       logger.info({ url: redactUrl(url), cursor }, 'connecting to relay');
       const outcome = await this.#connectOnce(url);
       this.#setConnected(false);
-      if (this.#fatal) throw this.#fatal;
-      if (this.#stopped) break;
-      if (outcome.gotFrames) this.#backoff.reset();
+      await this.#opts.settle?.();
+      if (this.#fatal || this.#stopped) break;
+      if (outcome.reason === 'frame-too-large') {
+        relayOversizeFrame();
+        logger.error(
+          { cursor, maxFrameBytes: this.#opts.maxPayloadBytes, detail: outcome.detail },
+          'RELAY SENT A FRAME LARGER THAN --max-frame-size: it cannot be read, so the stream is stuck right after this cursor; ' +
+            'retrying with backoff. Raise --max-frame-size to read it (it is then skipped as invalid if above the 5 MB protocol limit)',
+        );
+      } else if (outcome.gotFrames) {
+        this.#backoff.reset();
+      }
       const delay = this.#backoff.next();
       relayReconnect(outcome.reason);
       logger.warn({ reason: outcome.reason, detail: outcome.detail, retryInMs: delay }, 'relay connection lost, reconnecting');
@@ -80,6 +95,8 @@ export class RelaySubscription {
       });
       this.#wake = undefined;
     }
+    // Also when the stop came while settling or waiting: a fatal error must not end as a clean stop.
+    if (this.#fatal) throw this.#fatal;
   }
 
   pause(): void {
@@ -147,7 +164,8 @@ export class RelaySubscription {
         ws.terminate();
       });
       ws.on('error', (err) => {
-        reason = 'error';
+        // ws refuses a message above maxPayload with this code (and closes with 1009).
+        reason = (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame-too-large' : 'error';
         detail = err.message;
       });
       ws.on('close', (code, buf) => {
