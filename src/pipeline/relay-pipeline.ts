@@ -1,4 +1,4 @@
-import { CursorFileError, loadCursor, saveCursor } from '../checkpoint/cursor-file.ts';
+import { CursorFileError, CursorFileInvalid, loadCursor, saveCursor } from '../checkpoint/cursor-file.ts';
 import { Watermark, type Ticket } from '../checkpoint/watermark.ts';
 import { createFrameDecoder, type FrameDecoder } from '../decode/decoder.ts';
 import type { DecodedEvent, DecodedFrame, Skipped } from '../decode/relay-frame.ts';
@@ -6,6 +6,7 @@ import { UNKNOWN_KEY } from '../format/atkafka.ts';
 import type { MessageSink } from '../sink/kafka/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import * as metrics from '../telemetry/metrics.ts';
+import { redactUrl } from '../telemetry/redact.ts';
 import { FatalStreamError, RelaySubscription } from '../sources/relay/subscription.ts';
 
 /** Frame bytes the decoder may have queued: plenty to keep it busy, and a bound on memory whatever the frame sizes. */
@@ -178,8 +179,8 @@ export class RelayPipeline {
       return initialCursor;
     }
     if (normalizeHost(saved.relayHost) !== normalizeHost(relayHost)) {
-      throw new CursorFileError(
-        `cursor file ${cursorFile} holds seq ${saved.seq} of ${saved.relayHost}, not of ${relayHost}; seqs differ between relays: remove the file or point --cursor-file elsewhere`,
+      throw new CursorFileInvalid(
+        `cursor file ${cursorFile} holds seq ${saved.seq} of ${redactUrl(saved.relayHost)}, not of ${redactUrl(relayHost)}; seqs differ between relays: remove the file or point --cursor-file elsewhere`,
       );
     }
     this.#log.info({ cursorFile, cursor: saved.seq, savedAt: saved.savedAt }, 'resuming from saved cursor');

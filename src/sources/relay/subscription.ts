@@ -213,7 +213,8 @@ export function subscribeUrl(relayHost: string, cursor: number | undefined): str
   if (url.protocol === 'https:') url.protocol = 'wss:';
   if (url.protocol === 'http:') url.protocol = 'ws:';
   url.pathname = '/xrpc/com.atproto.sync.subscribeRepos';
-  url.search = '';
+  // Other parameters of --relay-host (an access token, say) are kept; only the cursor is ours.
+  url.searchParams.delete('cursor');
   if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
   return url.toString();
 }
