@@ -55,6 +55,10 @@ export function* eachCommitOp(commit: CommitEvent): Generator<OpResult, void, un
       yield { ok: false, path: op.path, error: new InputError('invalid-body', `invalid op path "${op.path}"`) };
       continue;
     }
+    if (op.invalid !== undefined) {
+      yield { ok: false, path: op.path, error: new InputError('invalid-body', op.invalid) };
+      continue;
+    }
     const collection = op.path.slice(0, slash);
     const rkey = op.path.slice(slash + 1);
 
@@ -107,32 +111,44 @@ function readRecord(blocks: CarEntry[], cid: Uint8Array): Record<string, unknown
   } catch (err) {
     throw new InputError('invalid-record', `undecodable record: ${(err as Error).message}`, { cause: err });
   }
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+  if (typeof record !== 'object' || record === null || Array.isArray(record) || record instanceof BytesWrapper || record instanceof CidLinkWrapper) {
     throw new InputError('invalid-record', 'record is not a map');
   }
-  if (!withinDepth(record, MAX_RECORD_DEPTH)) {
-    throw new InputError('invalid-record', `record nested deeper than ${MAX_RECORD_DEPTH} levels`);
-  }
+  const problem = checkRecord(record, MAX_RECORD_DEPTH);
+  if (problem !== undefined) throw new InputError('invalid-record', problem);
   return record as Record<string, unknown>;
 }
 
-/** True when maps and arrays nest at most `levels` deep. Recursion is safe: it stops at the limit. */
-function withinDepth(value: unknown, levels: number): boolean {
+/**
+ * Why the record cannot be passed on as data-model JSON, or undefined: maps
+ * and arrays nest at most `levels` deep, and no map has a `$link` or
+ * `$bytes` key (its JSON would read back as a link or bytes, so consumers
+ * could not tell them apart, nor hash the record back to its CID).
+ * Recursion is safe: it stops at the limit.
+ */
+function checkRecord(value: unknown, levels: number): string | undefined {
   // Links and bytes decode to wrapper objects; they hold no nested data.
-  if (value instanceof CidLinkWrapper || value instanceof BytesWrapper) return true;
-  if (levels === 0) return false;
+  if (value instanceof CidLinkWrapper || value instanceof BytesWrapper) return undefined;
+  if (levels === 0) return `record nested deeper than ${MAX_RECORD_DEPTH} levels`;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const v: unknown = value[i];
-      if (typeof v === 'object' && v !== null && !withinDepth(v, levels - 1)) return false;
+      if (typeof v === 'object' && v !== null) {
+        const problem = checkRecord(v, levels - 1);
+        if (problem !== undefined) return problem;
+      }
     }
-    return true;
+    return undefined;
   }
   for (const key in value as Record<string, unknown>) {
+    if (key === '$link' || key === '$bytes') return `record has a map with a "${key}" key (ambiguous in JSON)`;
     const v = (value as Record<string, unknown>)[key];
-    if (typeof v === 'object' && v !== null && !withinDepth(v, levels - 1)) return false;
+    if (typeof v === 'object' && v !== null) {
+      const problem = checkRecord(v, levels - 1);
+      if (problem !== undefined) return problem;
+    }
   }
-  return true;
+  return undefined;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

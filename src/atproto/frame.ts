@@ -10,6 +10,8 @@ export interface CommitOp {
   path: string;
   /** null on delete */
   cid: CidLinkWrapper | null;
+  /** Why this op alone is unusable (an unknown action, a create without a CID...); the commit's other ops still count. */
+  invalid?: string;
 }
 
 export interface CommitEvent {
@@ -106,9 +108,10 @@ export function decodeFrame(frame: Uint8Array): FirehoseEvent {
   if (header.op === -1) {
     return { kind: 'error', error: str(body, 'error'), message: optStr(body, 'message') };
   }
-  if (header.op !== 1 || typeof header.t !== 'string') {
-    throw new InputError('invalid-frame', `unexpected frame header op=${String(header.op)}`);
-  }
+  if (typeof header.op !== 'number') throw new InputError('invalid-frame', 'frame header has no op');
+  // The spec says to ignore frames of an op it does not define, like unknown message types.
+  if (header.op !== 1) return { kind: 'unknown', type: `op ${header.op}`, seq: undefined };
+  if (typeof header.t !== 'string') throw new InputError('invalid-frame', 'frame header has no type');
   switch (header.t) {
     case '#commit':
       return commitEvent(body);
@@ -152,16 +155,16 @@ function commitEvent(body: Record<string, unknown>): CommitEvent {
     const op: unknown = rawOps[i];
     if (!isObject(op)) throw bodyError('ops', body);
     const { action, path, cid } = op;
-    if (action !== 'create' && action !== 'update' && action !== 'delete') throw bodyError('ops.action', body);
+    // Wrong types make the message itself malformed; a wrong value spoils only its op.
+    if (typeof action !== 'string') throw bodyError('ops.action', body);
     if (typeof path !== 'string') throw bodyError('ops.path', body);
-    if (cid === null || cid === undefined) {
-      if (action !== 'delete') throw bodyError('ops.cid', body);
-      ops[i] = { action, path, cid: null };
-    } else if (cid instanceof CidLinkWrapper) {
-      ops[i] = { action, path, cid };
-    } else {
-      throw bodyError('ops.cid', body);
-    }
+    if (cid !== null && cid !== undefined && !(cid instanceof CidLinkWrapper)) throw bodyError('ops.cid', body);
+    const link = cid ?? null;
+    let invalid: string | undefined;
+    if (action !== 'create' && action !== 'update' && action !== 'delete') invalid = `unknown op action "${action.slice(0, 64)}"`;
+    else if (action === 'delete' && link !== null) invalid = 'delete op with a CID';
+    else if (action !== 'delete' && link === null) invalid = `${action} op without a CID`;
+    ops[i] = invalid === undefined ? { action: action as CommitOp['action'], path, cid: link } : { action: action as CommitOp['action'], path, cid: link, invalid };
   }
   return {
     kind: 'commit',
@@ -203,9 +206,13 @@ function optStr(body: Record<string, unknown>, field: string): string | undefine
   return value;
 }
 
+/** The DID syntax of the atproto spec: `did:method:id`, method lowercase, id without a trailing ':' or '%'. */
+const DID_SYNTAX = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/;
+
 function did(body: Record<string, unknown>, field: string): string {
   const value = str(body, field);
-  if (!value.startsWith('did:')) throw bodyError(field, body);
+  // It becomes the Kafka key and the record URIs: anything else would be passed on as an account.
+  if (value.length > 2048 || !DID_SYNTAX.test(value)) throw bodyError(field, body);
   return value;
 }
 
