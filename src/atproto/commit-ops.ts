@@ -37,52 +37,48 @@ export type OpResult = { ok: true; op: RecordOp } | { ok: false; path: string; e
  * alone; the others of the commit still go through.
  */
 export function commitOps(commit: CommitEvent): OpResult[] {
-  return Array.from(eachCommitOp(commit));
+  const reader = new CommitOpReader(commit);
+  const results: OpResult[] = new Array(commit.ops.length);
+  for (let i = 0; i < results.length; i++) results[i] = reader.read(i);
+  return results;
 }
 
 /**
  * commitOps one op at a time: a record is decoded only when asked for, so a
  * commit whose ops all point at one large block never holds more than one
- * decoded copy of it.
+ * decoded copy of it. (A class, not a generator: this runs for every op.)
  */
-export function* eachCommitOp(commit: CommitEvent): Generator<OpResult, void, undefined> {
-  let blocks: CarEntry[] | InputError | undefined;
+export class CommitOpReader {
+  readonly #commit: CommitEvent;
+  #blocks: CarEntry[] | InputError | undefined;
 
-  for (let i = 0; i < commit.ops.length; i++) {
-    const op = commit.ops[i]!;
+  constructor(commit: CommitEvent) {
+    this.#commit = commit;
+  }
+
+  read(i: number): OpResult {
+    const op = this.#commit.ops[i]!;
     const slash = op.path.indexOf('/');
     if (slash <= 0 || slash === op.path.length - 1 || op.path.indexOf('/', slash + 1) !== -1) {
-      yield { ok: false, path: op.path, error: new InputError('invalid-body', `invalid op path "${op.path}"`) };
-      continue;
+      return { ok: false, path: op.path, error: new InputError('invalid-body', `invalid op path "${op.path}"`) };
     }
-    if (op.invalid !== undefined) {
-      yield { ok: false, path: op.path, error: new InputError('invalid-body', op.invalid) };
-      continue;
-    }
+    if (op.invalid !== undefined) return { ok: false, path: op.path, error: new InputError('invalid-body', op.invalid) };
     const collection = op.path.slice(0, slash);
     const rkey = op.path.slice(slash + 1);
 
-    if (op.cid === null) {
-      yield { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: '', record: null } };
-      continue;
-    }
+    if (op.cid === null) return { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: '', record: null } };
 
     // Parse the CAR lazily: a commit of only deletes never needs it.
-    blocks ??= readBlocks(commit.blocks);
-    if (blocks instanceof InputError) {
-      yield { ok: false, path: op.path, error: blocks };
-      continue;
-    }
-    let result: OpResult;
+    const blocks = (this.#blocks ??= readBlocks(this.#commit.blocks));
+    if (blocks instanceof InputError) return { ok: false, path: op.path, error: blocks };
     try {
       const record = readRecord(blocks, op.cid.bytes);
-      result = { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: op.cid.$link, record } };
+      return { ok: true, op: { action: op.action, collection, rkey, path: op.path, cid: op.cid.$link, record } };
     } catch (err) {
       // Whatever a hostile block makes the decoder throw, it is this op's problem only.
       const error = err instanceof InputError ? err : new InputError('invalid-record', `unreadable record: ${(err as Error).message}`, { cause: err });
-      result = { ok: false, path: op.path, error };
+      return { ok: false, path: op.path, error };
     }
-    yield result;
   }
 }
 
@@ -105,6 +101,11 @@ function readRecord(blocks: CarEntry[], cid: Uint8Array): Record<string, unknown
   const actual = hash('sha256', entry.bytes, 'buffer');
   if (!bytesEqual(actual, digest.contents)) throw new InputError('cid-mismatch', 'record bytes do not hash to the op CID');
 
+  // The data model has no floats; an integral one (1.0) would also come out as a JSON integer that
+  // no longer hashes to the CID. DAG-CBOR writes floats as 0xfb + 8 bytes, so most records need no scan.
+  if (entry.bytes.indexOf(0xfb) !== -1 && hasFloat(entry.bytes)) {
+    throw new InputError('invalid-record', 'record has a float (the atproto data model allows none)');
+  }
   let record: unknown;
   try {
     record = decode(entry.bytes);
@@ -121,9 +122,9 @@ function readRecord(blocks: CarEntry[], cid: Uint8Array): Record<string, unknown
 
 /**
  * Why the record cannot be passed on as data-model JSON, or undefined: maps
- * and arrays nest at most `levels` deep, and no map has a `$link` or
- * `$bytes` key (its JSON would read back as a link or bytes, so consumers
- * could not tell them apart, nor hash the record back to its CID).
+ * and arrays nest at most `levels` deep, and no map is `{"$link": string}`
+ * or `{"$bytes": string}` (its JSON would read back as a link or bytes, so
+ * consumers could not tell them apart, nor hash the record back to its CID).
  * Recursion is safe: it stops at the limit.
  */
 function checkRecord(value: unknown, levels: number): string | undefined {
@@ -141,14 +142,44 @@ function checkRecord(value: unknown, levels: number): string | undefined {
     return undefined;
   }
   for (const key in value as Record<string, unknown>) {
-    if (key === '$link' || key === '$bytes') return `record has a map with a "${key}" key (ambiguous in JSON)`;
     const v = (value as Record<string, unknown>)[key];
+    if ((key === '$link' || key === '$bytes') && typeof v === 'string' && Object.keys(value as object).length === 1) {
+      return `record has a map {"${key}": <string>}, which data-model JSON reads as a ${key.slice(1)}`;
+    }
     if (typeof v === 'object' && v !== null) {
       const problem = checkRecord(v, levels - 1);
       if (problem !== undefined) return problem;
     }
   }
   return undefined;
+}
+
+/**
+ * Whether a CBOR item sequence holds a float, walking item heads only (a
+ * string's or bytes' payload is skipped, so its content cannot look like a
+ * float). Not a decoder: malformed input just ends the walk, and the decoder
+ * that runs next refuses it.
+ */
+function hasFloat(bytes: Uint8Array): boolean {
+  let pos = 0;
+  while (pos < bytes.length) {
+    const head = bytes[pos++]!;
+    const major = head >> 5;
+    const info = head & 31;
+    if (major === 7 && (info === 25 || info === 26 || info === 27)) return true;
+    let arg = info;
+    if (info >= 24 && info <= 27) {
+      const size = 1 << (info - 24);
+      if (pos + size > bytes.length) return false;
+      arg = 0;
+      for (let i = 0; i < size; i++) arg = arg * 256 + bytes[pos + i]!;
+      pos += size;
+    } else if (info > 27) {
+      return false;
+    }
+    if (major === 2 || major === 3) pos += arg;
+  }
+  return false;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,4 +1,4 @@
-import { eachCommitOp } from '../atproto/commit-ops.ts';
+import { CommitOpReader } from '../atproto/commit-ops.ts';
 import { InputError, type InputErrorReason } from '../atproto/errors.ts';
 import { decodeFrame } from '../atproto/frame.ts';
 import { syncCommitCid } from '../atproto/sync-commit.ts';
@@ -86,7 +86,9 @@ export function* decodeRelayPieces(frame: Uint8Array, receivedAt: Date, limits: 
     case 'commit': {
       let piece = eventPiece(evt.seq, evt.time, evt.repo, true);
       let chars = 0;
-      for (const result of eachCommitOp(evt)) {
+      const reader = new CommitOpReader(evt);
+      for (let i = 0; i < evt.ops.length; i++) {
+        const result = reader.read(i);
         if (result.ok) {
           const op = result.op;
           let value: string;

@@ -214,11 +214,11 @@ describe('decodeFrame on malformed input', () => {
     assertRejects(Buffer.concat([frames[0]!, encode(0)]), 'invalid-frame');
   });
 
-  test('an unknown op, or op 1 without a type, is invalid-frame', () => {
+  test('an unknown op is ignored like an unknown type (the spec says so); op 1 without a type, or no op, is invalid-frame', () => {
     const { body } = splitFrame(frames[0]!);
-    assertRejects(joinFrame({ op: 2, t: '#commit' }, body), 'invalid-frame', /op=2/);
-    assertRejects(joinFrame({ op: 0, t: '#commit' }, body), 'invalid-frame', /op=0/);
-    assertRejects(joinFrame({ t: '#commit' }, body), 'invalid-frame', /op=undefined/);
+    assert.deepEqual(decodeFrame(joinFrame({ op: 2, t: '#commit' }, body)), { kind: 'unknown', type: 'op 2', seq: undefined } satisfies FirehoseEvent);
+    assert.deepEqual(decodeFrame(joinFrame({ op: 0, t: '#commit' }, body)), { kind: 'unknown', type: 'op 0', seq: undefined } satisfies FirehoseEvent);
+    assertRejects(joinFrame({ t: '#commit' }, body), 'invalid-frame', /no op/);
     assertRejects(joinFrame({ op: 1 }, body), 'invalid-frame');
     assertRejects(joinFrame({ op: 1, t: 7 }, body), 'invalid-frame');
   });
@@ -250,13 +250,29 @@ describe('decodeFrame on malformed input', () => {
       [{ ...body, blocks: 'car' }, 'blocks'],
       [{ ...body, ops: 'none' }, 'ops'],
       [{ ...body, ops: [1] }, 'ops'],
-      [{ ...body, ops: [{ ...ops[0], action: 'upsert' }] }, 'ops.action'],
+      [{ ...body, ops: [{ ...ops[0], action: 7 }] }, 'ops.action'],
       [{ ...body, ops: [{ ...ops[0], path: 3 }] }, 'ops.path'],
-      [{ ...body, ops: [{ ...ops[0], cid: null }] }, 'ops.cid'],
       [{ ...body, ops: [{ ...ops[0], cid: 'bafyrei' }] }, 'ops.cid'],
     ];
     for (const [b, field] of cases) {
       assertRejects(joinFrame(header, b), 'invalid-body', new RegExp(`"${field.replace('.', '\\.')}" \\(seq ${seq}\\)`));
+    }
+  });
+
+  test('a well-typed op with a wrong value spoils only itself: unknown action, create without a CID, delete with one', () => {
+    const { header, body } = splitFrame(frames[0]!);
+    const ops = body.ops as Record<string, unknown>[];
+    const good = ops[0]!;
+    const bad = [
+      [{ ...good, action: 'upsert' }, /unknown op action "upsert"/],
+      [{ ...good, cid: null }, /create op without a CID/],
+      [{ ...good, action: 'delete' }, /delete op with a CID/],
+    ] as const;
+    for (const [op, why] of bad) {
+      const evt = decodeFrame(joinFrame(header, { ...body, ops: [op, good] })) as CommitEvent;
+      assert.equal(evt.kind, 'commit');
+      assert.match(evt.ops[0]!.invalid ?? '', why);
+      assert.equal(evt.ops[1]!.invalid, undefined);
     }
   });
 
