@@ -35,9 +35,12 @@ function clean(): NodeJS.ProcessEnv {
   return env;
 }
 
-function atkafka(args: string[], env: Record<string, string>, cwd: string, as?: { uid: number; gid: number }): Promise<Run> {
+/** `withoutDacOverride`: as root, run without the capabilities that let root read any file (util-linux's setpriv). */
+function atkafka(args: string[], env: Record<string, string>, cwd: string, withoutDacOverride = false): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(node, [bin, 'firehose', 'relay', ...args], { cwd, env: { ...clean(), ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
+    const argv = [bin, 'firehose', 'relay', ...args];
+    const [cmd, cmdArgs] = withoutDacOverride ? ['setpriv', ['--bounding-set=-dac_override,-dac_read_search', node, ...argv]] : [node, argv];
+    const child = spawn(cmd, cmdArgs, { cwd, env: { ...clean(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -200,9 +203,8 @@ describe('configuration errors: exit 2, one line, before connecting', () => {
     const file = join(dir, 'cursor.json');
     await writeFile(file, '{"seq":5,"relayHost":"wss://bsky.network"}');
     await chmod(file, 0o000);
-    // root reads any file: run the CLI as nobody then.
-    const as = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
-    const run = await atkafka([...NO_KAFKA, '--cursor-file', file], {}, dir, as);
+    // root reads any file: drop that power (running as another user would need the checkout readable to it).
+    const run = await atkafka([...NO_KAFKA, '--cursor-file', file], {}, dir, process.getuid?.() === 0);
     assertConfigError(run, /^atkafka: cannot read cursor file .*cursor\.json: EACCES: permission denied.*; fix the path or its permissions, or point --cursor-file elsewhere$/);
   });
 });
