@@ -236,6 +236,8 @@ export class RelayPipeline {
         if (current !== undefined) {
           const { piece, ticket } = current;
           const messages = piece.messages;
+          // A replay of what this process delivered: nothing to send.
+          if (ticket === null) current.at = messages.length;
           while (current.at < messages.length) {
             if (!this.#room()) {
               this.#blocked = true;
@@ -243,9 +245,8 @@ export class RelayPipeline {
             }
             const message = messages[current.at]!;
             messages[current.at++] = undefined!;
-            if (ticket === null) continue;
             metrics.eventHandled(message.action, message.collection);
-            ticket.pending++;
+            ticket!.pending++;
             this.#opts.sink.send(piece.did, message.value, ticket);
           }
           this.#current = undefined;

@@ -112,6 +112,33 @@ describe('relay hostile input', () => {
     assert.ok(errors.some((l) => l.includes('BOGUS SEQ')), 'and so is the verdict');
   });
 
+  it('a real jump far ahead (the stream goes on after it) and a seq going backwards: everything delivered, the cursor follows the relay', async () => {
+    const jumpAt = commitIndexes[10]!;
+    const swapAt = commitIndexes[3]!;
+    const JUMP = 5_000_000;
+    const seqs = frames.map((f) => seqOf(f));
+    // Frames from jumpAt on are renumbered +JUMP; two frames early on swap places (their seqs go backwards).
+    const stream = frames.map((f, i) => (i >= jumpAt && seqs[i] !== undefined ? withSeq(f, seqs[i]! + JUMP) : f));
+    [stream[swapAt], stream[swapAt + 1]] = [stream[swapAt + 1]!, stream[swapAt]!];
+    const last = Math.max(...stream.map((f) => seqOf(f) ?? -1));
+    await using relay = await startReplayServer({ frames: stream });
+    const topic = 'real-jump';
+    const cursorFile = join(dir, 'real-jump.json');
+    const bridge = await startBridge(['--bootstrap-servers', broker.bootstrap, '--output-topic', topic, '--relay-host', relay.url, '--cursor-file', cursorFile, '--cursor-save-interval', '50ms']);
+    await waitFor('end of stream', async () => (await readCursor(cursorFile)) === last, 30_000);
+    const metrics = await bridge.metrics();
+    bridge.child.kill('SIGTERM');
+    assert.equal(await bridge.exited, 0, bridge.logs());
+    const got = (await readTopic(broker.bootstrap, topic)).map((m) => (JSON.parse(m.value) as { operation?: { cid: string; path: string } }).operation);
+    const want = expected.map((m) => (JSON.parse(m.value) as { operation?: { cid: string; path: string } }).operation);
+    const key = (o: { cid: string; path: string } | undefined) => (o ? `${o.path} ${o.cid}` : 'other');
+    assert.deepEqual(got.map(key).sort(), want.map(key).sort(), 'every event once');
+    assert.equal(metricValue(metrics, 'atkafka_relay_seq_anomalies', { kind: 'jump' }), 1);
+    assert.equal(metricValue(metrics, 'atkafka_relay_seq_anomalies', { kind: 'outlier' }), 0, 'the jump was confirmed by the next event');
+    assert.equal(metricValue(metrics, 'atkafka_relay_seq_anomalies', { kind: 'backwards' }), 1);
+    assert.equal(metricValue(metrics, 'atkafka_relay_duplicate_events'), 0);
+  });
+
   for (const order of ['large records first', 'dense commits first'] as const) it(`op-dense frames while Kafka is down (${order}): in flight stays within the caps and memory stays bounded`, async (t) => {
     if (!broker.canRestart) return t.skip('needs a local broker it can stop (KAFKA_BOOTSTRAP_SERVERS is set)');
     // 20 commits of 200 creates that all point at one 20 kB record, then 40 commits of 5,000 deletes
