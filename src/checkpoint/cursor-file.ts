@@ -84,8 +84,8 @@ export async function checkCursorFile(path: string, relayHost: string): Promise<
   return saved;
 }
 
-/** As the pipeline compares them: the seqs of wss://h and https://h are the same relay's. */
-function sameRelay(a: string, b: string): boolean {
+/** Whether two relay hosts name the same relay (so the same seqs): wss://h and https://h do. */
+export function sameRelay(a: string, b: string): boolean {
   const norm = (host: string) => {
     try {
       const u = new URL(host);

@@ -1,4 +1,4 @@
-import { CursorFileError, CursorFileInvalid, loadCursor, saveCursor } from '../checkpoint/cursor-file.ts';
+import { CursorFileError, CursorFileInvalid, loadCursor, sameRelay, saveCursor } from '../checkpoint/cursor-file.ts';
 import { Watermark, type Ticket } from '../checkpoint/watermark.ts';
 import { createFrameDecoder, type FrameDecoder } from '../decode/decoder.ts';
 import type { DecodedEvent, DecodedFrame, Skipped } from '../decode/relay-frame.ts';
@@ -178,7 +178,7 @@ export class RelayPipeline {
       this.#log.info({ cursorFile, initialCursor }, initialCursor === undefined ? 'no saved cursor, starting live' : 'no saved cursor, starting from --cursor');
       return initialCursor;
     }
-    if (normalizeHost(saved.relayHost) !== normalizeHost(relayHost)) {
+    if (!sameRelay(saved.relayHost, relayHost)) {
       throw new CursorFileInvalid(
         `cursor file ${cursorFile} holds seq ${saved.seq} of ${redactUrl(saved.relayHost)}, not of ${redactUrl(relayHost)}; seqs differ between relays: remove the file or point --cursor-file elsewhere`,
       );
@@ -491,15 +491,5 @@ export class RelayPipeline {
       }
     });
     return this.#saving;
-  }
-}
-
-function normalizeHost(host: string): string {
-  try {
-    const u = new URL(host);
-    const proto = u.protocol === 'https:' ? 'wss:' : u.protocol === 'http:' ? 'ws:' : u.protocol;
-    return `${proto}//${u.host}`;
-  } catch {
-    return host;
   }
 }
