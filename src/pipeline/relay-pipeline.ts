@@ -83,9 +83,11 @@ export class RelayPipeline {
   #saving: Promise<void> = Promise.resolve();
   #saveTimer: NodeJS.Timeout | undefined;
   #reconnected = true;
+  /** The ticket of an event whose later pieces are still to come. */
+  #continuing: Ticket | null = null;
   /** The event being handed to the sink; its remaining messages wait for room. */
   #current: { piece: DecodedEvent; ticket: Ticket | null; at: number } | undefined;
-  /** A piece pulled from the decoder but not yet started (no room for it). */
+  /** Decoded messages wait for room in Kafka: reading stays paused, confirmations pump again. */
   #blocked = false;
   #pumping = false;
   #pumpScheduled = false;
@@ -348,9 +350,6 @@ export class RelayPipeline {
     }
   }
 
-  /** The ticket of an event whose later pieces are still to come. */
-  #continuing: Ticket | null = null;
-
   /**
    * Seq bookkeeping: the position an event is tracked under, or undefined for
    * a replay of what this process already handed to Kafka. Nothing else is
@@ -408,13 +407,17 @@ export class RelayPipeline {
 
   /** Error-level log for a stream anomaly, at most one line per kind per 10 s, with a count of the rest. */
   #anomaly(kind: string, context: Record<string, unknown>, msg: string): void {
+    this.#rateLimited(kind, 'error', context, 'sameSinceLastLog', msg);
+  }
+
+  #rateLimited(kind: string, level: 'error' | 'warn', context: Record<string, unknown>, countField: string, msg: string): void {
     const now = Date.now();
     const state = this.#anomalyLogs.get(kind);
     if (state !== undefined && now - state.at < 10_000) {
       state.suppressed++;
       return;
     }
-    this.#log.error({ ...context, sameSinceLastLog: state?.suppressed ?? 0 }, msg);
+    this.#log[level]({ ...context, [countField]: state?.suppressed ?? 0 }, msg);
     this.#anomalyLogs.set(kind, { at: now, suppressed: 0 });
   }
 
@@ -427,15 +430,7 @@ export class RelayPipeline {
       this.#log.error({ cursor: last, firstSeq: seq, missing }, 'SEQ GAP ON RESUME: the relay resumed after our cursor; up to this many events may be LOST upstream');
       return;
     }
-    const now = Date.now();
-    const state = this.#anomalyLogs.get('gap') ?? { at: 0, suppressed: 0 };
-    if (now - state.at >= 10_000) {
-      this.#log.warn({ lastSeq: last, seq, missing, gapsSinceLastLog: state.suppressed }, 'relay seq gap');
-      this.#anomalyLogs.set('gap', { at: now, suppressed: 0 });
-    } else {
-      state.suppressed++;
-      this.#anomalyLogs.set('gap', state);
-    }
+    this.#rateLimited('gap', 'warn', { lastSeq: last, seq, missing }, 'gapsSinceLastLog', 'relay seq gap');
   }
 
   /** A message is in Kafka; `null` for messages no position depends on (#info). */

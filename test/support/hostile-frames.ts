@@ -2,33 +2,15 @@
 // and still try to break the bridge (deep nesting, huge fan-out), and seq anomalies.
 import { createHash } from 'node:crypto';
 
-import { BytesWrapper, CidLinkWrapper, decode, decodeFirst, encode } from '@atcute/cbor';
-import { writeCarStream, type CarBlock } from '@atcute/car';
+import { BytesWrapper, CidLinkWrapper } from '@atcute/cbor';
+import type { CarBlock } from '@atcute/car';
 
-export interface Parts {
-  header: Record<string, unknown>;
-  body: Record<string, unknown>;
-}
-
-export function split(frame: Uint8Array): Parts {
-  const [header, rest] = decodeFirst(frame);
-  return { header, body: decode(rest) };
-}
-
-export function join({ header, body }: Parts): Uint8Array {
-  return Buffer.concat([encode(header), encode(body)]);
-}
+import { joinFrame, splitFrame, writeCar } from '../atproto/corpus.ts';
 
 /** CIDv1, dag-cbor, sha2-256 of `bytes`, as the raw bytes a CAR and a CID link carry. */
 export function cidBytes(bytes: Uint8Array): Uint8Array {
   const digest = createHash('sha256').update(bytes).digest();
   return Uint8Array.from([0x01, 0x71, 0x12, 0x20, ...digest]);
-}
-
-async function car(root: Uint8Array, blocks: CarBlock[]): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of writeCarStream([new CidLinkWrapper(root)], blocks)) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }
 
 /**
@@ -49,7 +31,7 @@ export async function commitWith(
   base: Uint8Array,
   opts: { seq?: number; ops: { action: 'create' | 'update' | 'delete'; path: string; record?: Uint8Array }[] },
 ): Promise<Uint8Array> {
-  const parts = split(base);
+  const parts = splitFrame(base);
   const commitCid = (parts.body.commit as CidLinkWrapper).bytes;
   const blocks = new Map<string, CarBlock>();
   const ops = opts.ops.map((op) => {
@@ -58,18 +40,18 @@ export async function commitWith(
     blocks.set(Buffer.from(cid).toString('hex'), { cid, data: op.record });
     return { action: op.action, path: op.path, cid: new CidLinkWrapper(cid) };
   });
-  const body: Record<string, unknown> = { ...parts.body, ops, blocks: new BytesWrapper(await car(commitCid, [...blocks.values()])) };
+  const body: Record<string, unknown> = { ...parts.body, ops, blocks: new BytesWrapper(await writeCar([new CidLinkWrapper(commitCid)], [...blocks.values()])) };
   if (opts.seq !== undefined) body.seq = opts.seq;
-  return join({ header: parts.header, body });
+  return joinFrame(parts.header, body);
 }
 
 /** Any frame with its seq replaced. */
 export function withSeq(frame: Uint8Array, seq: number): Uint8Array {
-  const parts = split(frame);
-  return join({ header: parts.header, body: { ...parts.body, seq } });
+  const parts = splitFrame(frame);
+  return joinFrame(parts.header, { ...parts.body, seq });
 }
 
 export function seqOf(frame: Uint8Array): number | undefined {
-  const seq = split(frame).body.seq;
+  const seq = splitFrame(frame).body.seq;
   return typeof seq === 'number' ? seq : undefined;
 }
