@@ -4,7 +4,7 @@ import { RelayPipeline } from '../pipeline/relay-pipeline.ts';
 import { createKafkaSink, KafkaFatalError, KafkaSetupError } from '../sink/kafka/index.ts';
 import { FatalStreamError } from '../sources/relay/subscription.ts';
 import { startMetricsServer } from '../telemetry/http.ts';
-import { createLogger } from '../telemetry/logger.ts';
+import { createLogger, writePlain, type Logger } from '../telemetry/logger.ts';
 import { redactUrl } from '../telemetry/redact.ts';
 import { UsageError } from './flags.ts';
 
@@ -46,7 +46,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
   } catch (err) {
     if (err instanceof KafkaSetupError) {
       logger.fatal({ err: err.message }, 'cannot set up Kafka');
-      humanLine(err.message);
+      lastWords(logger, err.message);
       return 1;
     }
     throw err;
@@ -79,8 +79,8 @@ export async function runRelay(config: RelayConfig): Promise<number> {
       logger.info({ address: config.metricsListenAddress }, 'serving /metrics and /health');
     } catch (err) {
       logger.fatal({ err: (err as Error).message, address: config.metricsListenAddress }, 'cannot listen for metrics');
-      humanLine(`cannot listen on --metrics-listen-address ${config.metricsListenAddress}: ${(err as Error).message}`);
       await sink.close();
+      lastWords(logger, `cannot listen on --metrics-listen-address ${config.metricsListenAddress}: ${(err as Error).message}`);
       return 1;
     }
   }
@@ -93,7 +93,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
     abort.abort();
     // The drain cannot finish without a working producer.
     setTimeout(() => {
-      humanLine(err.message);
+      lastWords(logger, err.message, { sync: true });
       process.exit(1);
     }, 10_000).unref();
   });
@@ -116,13 +116,14 @@ export async function runRelay(config: RelayConfig): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   let code = 0;
+  let reason: string | undefined;
   try {
     await pipeline.run(abort.signal);
     if (kafkaFatal) throw kafkaFatal;
   } catch (err) {
     if (err instanceof FatalStreamError || err instanceof CursorFileError || err instanceof KafkaFatalError) {
       logger.fatal({ err: err.message }, 'stopped');
-      humanLine(err.message);
+      reason = err.message;
       // A cursor file found unusable at load is a configuration error; one that fails to save while running is not.
       code = err instanceof CursorFileInvalid ? 2 : 1;
     } else {
@@ -134,11 +135,11 @@ export async function runRelay(config: RelayConfig): Promise<number> {
     metricsServer?.close();
     await sink.close();
   }
-  logger.flush();
+  if (reason !== undefined) lastWords(logger, reason);
   return code;
 }
 
 /** Besides the JSON log: the reason in one plain line, last on stderr, for whoever ran the command. */
-function humanLine(message: string): void {
-  setImmediate(() => process.stderr.write(`atkafka: ${message}\n`));
+function lastWords(logger: Logger, message: string, options: { sync?: boolean } = {}): void {
+  writePlain(logger, `atkafka: ${message}`, options);
 }

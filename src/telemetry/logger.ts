@@ -18,3 +18,15 @@ export function createLogger(options: { debug?: boolean; name?: string } = {}): 
     pino.destination({ dest: 2, sync: false }),
   );
 }
+
+type Destination = { write(chunk: string): boolean; flushSync?: () => void };
+
+/**
+ * A plain line through the logger's own stream: pino writes asynchronously, so a line written to
+ * process.stderr directly could land before log lines still queued, and not be the last one.
+ */
+export function writePlain(logger: Logger, line: string, options: { sync?: boolean } = {}): void {
+  const stream = (logger as unknown as Record<symbol, Destination>)[pino.symbols.streamSym]!;
+  stream.write(`${line}\n`);
+  if (options.sync) stream.flushSync?.();
+}
