@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 
-import { decodeRelayPieces, isFrameEnd, type DecodedFrame } from './relay-frame.ts';
+import { collectionMatcher, type CollectionFilter } from '../filter/collections.ts';
+import { decodeRelayPieces, isFrameEnd, PIECE_LIMITS, type DecodedFrame } from './relay-frame.ts';
 import { CREDIT_BYTES, CREDIT_GENERATION, CREDIT_MESSAGES, CREDIT_SLOTS, type CreditData, type DecodeBatch, type DecodeResult } from './worker.ts';
 
 /**
@@ -34,13 +35,15 @@ export interface DecoderOptions {
   /** Decoded output a thread may have waiting before it stops and waits (defaults below). */
   maxOutputBytes?: number;
   maxOutputMessages?: number;
+  /** Ops of other collections are skipped before their record is decoded. */
+  collections?: CollectionFilter;
 }
 
 export const DEFAULT_OUTPUT_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_OUTPUT_MESSAGES = 8192;
 
 export function createFrameDecoder(opts: DecoderOptions): FrameDecoder {
-  return opts.threads > 0 ? new ThreadDecoder(opts) : new InlineDecoder(opts.onReadable);
+  return opts.threads > 0 ? new ThreadDecoder(opts) : new InlineDecoder(opts.onReadable, opts.collections);
 }
 
 /** Decodes on the calling thread, lazily: a frame is decoded piece by piece as next() asks. */
@@ -53,9 +56,11 @@ export class InlineDecoder implements FrameDecoder {
   #pendingBytes = 0;
   #currentBytes = 0;
   #drained: (() => void)[] = [];
+  readonly #keep: ((collection: string) => boolean) | undefined;
 
-  constructor(onReadable: () => void) {
+  constructor(onReadable: () => void, collections?: CollectionFilter) {
     this.#onReadable = onReadable;
+    this.#keep = collections === undefined ? undefined : collectionMatcher(collections);
   }
 
   get pending(): number {
@@ -88,7 +93,7 @@ export class InlineDecoder implements FrameDecoder {
         }
         this.#receivedAt = receivedAt;
         this.#currentBytes = frame.byteLength;
-        this.#pieces = decodeRelayPieces(frame, new Date());
+        this.#pieces = decodeRelayPieces(frame, new Date(), PIECE_LIMITS, this.#keep);
       }
       const r = this.#pieces.next();
       if (!r.done) {
@@ -183,6 +188,7 @@ export class ThreadDecoder implements FrameDecoder {
         credit,
         maxBytes: opts.maxOutputBytes ?? DEFAULT_OUTPUT_BYTES,
         maxMessages: opts.maxOutputMessages ?? DEFAULT_OUTPUT_MESSAGES,
+        collections: opts.collections,
       };
       const worker = new Worker(new URL('./worker.ts', import.meta.url), { name: `atkafka-decode-${i}`, workerData });
       worker.on('message', (msg: DecodeResult) => this.#onResult(msg));

@@ -33,7 +33,18 @@ export type DecodedFrame =
    * so that memory is bounded by the piece, not by the frame: `first` on the
    * first, `last` on the last, both on a frame of one piece.
    */
-  | { kind: 'event'; seq: number; time: string; did: string; messages: DecodedMessage[]; skipped: Skipped[]; first: boolean; last: boolean }
+  | {
+      kind: 'event';
+      seq: number;
+      time: string;
+      did: string;
+      messages: DecodedMessage[];
+      skipped: Skipped[];
+      /** Ops left out by the collection filter (never decoded nor formatted). */
+      filtered: number;
+      first: boolean;
+      last: boolean;
+    }
   | { kind: 'info'; name: string; message: string | undefined; value: string | Uint8Array }
   | { kind: 'error'; error: string; message: string | undefined }
   | { kind: 'unknown'; type: string; seq: number | undefined }
@@ -74,7 +85,12 @@ export function decodeRelayFrame(frame: Uint8Array, receivedAt: Date): DecodedFr
  * whatever the frame holds (a hostile commit may fan out into thousands of
  * messages, each repeating a large record).
  */
-export function* decodeRelayPieces(frame: Uint8Array, receivedAt: Date, limits: PieceLimits = PIECE_LIMITS): Generator<DecodedFrame, void, undefined> {
+export function* decodeRelayPieces(
+  frame: Uint8Array,
+  receivedAt: Date,
+  limits: PieceLimits = PIECE_LIMITS,
+  keepCollection?: (collection: string) => boolean,
+): Generator<DecodedFrame, void, undefined> {
   let evt;
   try {
     evt = decodeFrame(frame);
@@ -88,6 +104,15 @@ export function* decodeRelayPieces(frame: Uint8Array, receivedAt: Date, limits: 
       let chars = 0;
       const reader = new CommitOpReader(evt);
       for (let i = 0; i < evt.ops.length; i++) {
+        if (keepCollection !== undefined) {
+          // Before the record is read: a filtered op costs a string compare, not a decode and a JSON.
+          const path = evt.ops[i]!.path;
+          const slash = path.indexOf('/');
+          if (slash > 0 && !keepCollection(path.slice(0, slash))) {
+            piece.filtered++;
+            continue;
+          }
+        }
         const result = reader.read(i);
         if (result.ok) {
           const op = result.op;
@@ -125,7 +150,7 @@ export function* decodeRelayPieces(frame: Uint8Array, receivedAt: Date, limits: 
       try {
         value = formatSync(evt, syncCommitCid(evt));
       } catch (err) {
-        yield { kind: 'event', seq: evt.seq, time: evt.time, did: evt.did, messages: [], skipped: [skippedFrom(err)], first: true, last: true };
+        yield { kind: 'event', seq: evt.seq, time: evt.time, did: evt.did, messages: [], skipped: [skippedFrom(err)], filtered: 0, first: true, last: true };
         return;
       }
       yield single(evt.seq, evt.time, evt.did, value, 'sync');
@@ -148,7 +173,7 @@ export function* decodeRelayPieces(frame: Uint8Array, receivedAt: Date, limits: 
 }
 
 function eventPiece(seq: number, time: string, did: string, first: boolean): DecodedEvent {
-  return { kind: 'event', seq, time, did, messages: [], skipped: NONE, first, last: false };
+  return { kind: 'event', seq, time, did, messages: [], skipped: NONE, filtered: 0, first, last: false };
 }
 
 function addSkipped(piece: DecodedEvent, skipped: Skipped): void {
@@ -157,7 +182,7 @@ function addSkipped(piece: DecodedEvent, skipped: Skipped): void {
 }
 
 function single(seq: number, time: string, did: string, value: string, action: string): DecodedFrame {
-  return { kind: 'event', seq, time, did, messages: [{ value, action, collection: '' }], skipped: NONE, first: true, last: true };
+  return { kind: 'event', seq, time, did, messages: [{ value, action, collection: '' }], skipped: NONE, filtered: 0, first: true, last: true };
 }
 
 function skippedFrom(err: unknown): Skipped {

@@ -1,7 +1,8 @@
 // A decode thread (see decoder.ts): batches of frames in, decoded pieces out.
 import { parentPort, workerData } from 'node:worker_threads';
 
-import { decodeRelayPieces, type DecodedFrame } from './relay-frame.ts';
+import { collectionMatcher, type CollectionFilter } from '../filter/collections.ts';
+import { decodeRelayPieces, PIECE_LIMITS, type DecodedFrame } from './relay-frame.ts';
 
 export interface DecodeBatch {
   id: number;
@@ -40,6 +41,7 @@ export interface CreditData {
   credit: SharedArrayBuffer;
   maxBytes: number;
   maxMessages: number;
+  collections: CollectionFilter | undefined;
 }
 export const CREDIT_BYTES = 0;
 export const CREDIT_MESSAGES = 1;
@@ -83,8 +85,9 @@ class Utf8Out {
 
 if (parentPort !== null) {
   const port = parentPort;
-  const { credit: sab, maxBytes, maxMessages } = workerData as CreditData;
+  const { credit: sab, maxBytes, maxMessages, collections } = workerData as CreditData;
   const credit = new Int32Array(sab);
+  const keep = collections === undefined ? undefined : collectionMatcher(collections);
 
   port.on('message', (batch: DecodeBatch) => {
     const bytes = new Uint8Array(batch.buf);
@@ -110,7 +113,7 @@ if (parentPort !== null) {
     };
 
     for (let i = 0; i < offsets.length - 1; i++) {
-      for (const piece of decodeRelayPieces(bytes.subarray(offsets[i], offsets[i + 1]), now)) {
+      for (const piece of decodeRelayPieces(bytes.subarray(offsets[i], offsets[i + 1]), now, PIECE_LIMITS, keep)) {
         if (piece.kind === 'event') {
           for (const m of piece.messages) {
             out.add(m.value as string);
