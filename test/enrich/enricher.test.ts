@@ -265,7 +265,7 @@ describe('enricher', () => {
     assert.equal(sizes.did_doc, 5);
     assert.equal(sizes.audit_log, 5);
     assert.equal(sizes.profile, 0);
-    assert.ok(sizes.handle <= 5);
+    assert.ok((sizes.handle ?? 0) <= 5);
   });
 
   test('metrics: Go names and labels, cache hits counted without a DID anywhere', async () => {
