@@ -2,18 +2,23 @@
  * A bounded LRU whose entries also expire. A Map keeps insertion order, so
  * re-inserting on a hit makes the first key the least recently used one.
  *
- * Entries are node objects reused on every hit (delete + set of the same
- * node), so a warm `get` allocates nothing: the enricher's hot path goes
- * through here once per event.
+ * The enricher's hot path goes through `get` once per event, mostly for the
+ * same busy DIDs. Re-inserting on every hit would churn the Map (each delete
+ * leaves a hole the table later rehashes away), so an entry moves to the end
+ * only once it has drifted into the older half: a hit on a recent entry is a
+ * plain Map lookup. Eviction order stays within half a cache of true LRU.
  */
 interface Node<V> {
   value: V;
   expiresAt: number;
+  /** #tick when the entry was last put at the end of the Map. */
+  tick: number;
 }
 
 export class TtlLru<K, V> {
   readonly #max: number;
   readonly #map = new Map<K, Node<V>>();
+  #tick = 0;
 
   constructor(maxEntries: number) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new RangeError(`cache size must be a positive integer, got ${maxEntries}`);
@@ -32,8 +37,11 @@ export class TtlLru<K, V> {
       this.#map.delete(key);
       return undefined;
     }
-    this.#map.delete(key);
-    this.#map.set(key, node);
+    if (this.#tick - node.tick >= this.#max >>> 1) {
+      this.#map.delete(key);
+      this.#map.set(key, node);
+      node.tick = ++this.#tick;
+    }
     return node.value;
   }
 
@@ -49,11 +57,12 @@ export class TtlLru<K, V> {
       this.#map.delete(key);
       existing.value = value;
       existing.expiresAt = now + ttlMs;
+      existing.tick = ++this.#tick;
       this.#map.set(key, existing);
       return;
     }
     if (this.#map.size >= this.#max) this.#evict(now);
-    this.#map.set(key, { value, expiresAt: now + ttlMs });
+    this.#map.set(key, { value, expiresAt: now + ttlMs, tick: ++this.#tick });
   }
 
   delete(key: K): boolean {

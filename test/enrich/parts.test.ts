@@ -35,6 +35,16 @@ describe('TtlLru', () => {
     assert.equal(lru.get('fresh1', 10_000), undefined);
   });
 
+  test('a key read between every insert survives a stream of new keys', () => {
+    const lru = new TtlLru<string, number>(4);
+    lru.set('hot', 0, 1e9, 0);
+    for (let i = 0; i < 1000; i++) {
+      lru.set(`cold${i}`, i, 1e9, 0);
+      assert.equal(lru.get('hot', 0), 0, `after ${i} inserts`);
+    }
+    assert.equal(lru.size, 4);
+  });
+
   test('a hit returns the stored object itself; set on an existing key renews it', () => {
     const lru = new TtlLru<string, object>(2);
     const v = {};
