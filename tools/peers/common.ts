@@ -6,13 +6,14 @@ import net from 'node:net';
 export const LOOPBACK = '127.0.0.1';
 
 /**
- * Keep stdout for the ready line alone: the servers' libraries log with pino
- * (off unless LOG_ENABLED; then to stderr) and some call console.log.
- * Call before importing any server package (their loggers read the env at load).
+ * Keep stdout for the ready line: the servers' libraries log with pino, off
+ * unless LOG_ENABLED=true (then to stdout, or to the file LOG_DESTINATION; a
+ * parent's stderr pipe is a socket, which pino cannot open by path), and some
+ * call console.log. Call before importing any server package (their loggers
+ * read the env at load).
  */
 export function quietStdout(): void {
   process.env.LOG_ENABLED ??= 'false';
-  process.env.LOG_DESTINATION ??= '/dev/stderr';
   console.log = console.error;
   console.info = console.error;
 }
