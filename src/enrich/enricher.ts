@@ -104,12 +104,17 @@ interface Memo {
   readonly hits: readonly number[];
 }
 
-interface Flight {
-  readonly promise: Promise<EventMetadata | null>;
+/** What purges tell a lookup under way. */
+interface FlightState {
   /** purgeIdentity ran while this lookup was under way: what it learnt may predate the change. */
   identityStale: boolean;
   /** dropProfile ran while this lookup was under way. */
   profileStale: boolean;
+}
+
+interface Flight {
+  readonly state: FlightState;
+  readonly promise: Promise<EventMetadata | null>;
 }
 
 type TxtAnswer = { ok: true; records: string[][] } | { ok: false; notFound: boolean; message: string };
@@ -224,13 +229,13 @@ export class Enricher {
     if (existing !== undefined) return existing.promise;
 
     this.#pending++;
-    const state = { identityStale: false, profileStale: false };
+    const state: FlightState = { identityStale: false, profileStale: false };
     const promise = this.#run(did, state).then((meta) => {
       this.#pending--;
       if (this.#flights.get(did) === flight) this.#flights.delete(did);
       return meta;
     });
-    const flight: Flight = Object.assign(state, { promise });
+    const flight: Flight = { state, promise };
     this.#flights.set(did, flight);
     return promise;
   }
@@ -242,7 +247,7 @@ export class Enricher {
     this.#memos.delete(did);
     const flight = this.#flights.get(did);
     if (flight !== undefined) {
-      flight.identityStale = true;
+      flight.state.identityStale = true;
       // The next resolve() starts afresh instead of joining a lookup that may have read the old identity.
       this.#flights.delete(did);
     }
@@ -253,7 +258,7 @@ export class Enricher {
     this.#memos.delete(did);
     // A lookup under way keeps its callers (the AppView lags behind the op anyway) but its profile is not kept.
     const flight = this.#flights.get(did);
-    if (flight !== undefined) flight.profileStale = true;
+    if (flight !== undefined) flight.state.profileStale = true;
   }
 
   close(): void {
@@ -269,7 +274,7 @@ export class Enricher {
     for (const cache of [this.#docs, this.#audits, this.#handles, this.#profiles, this.#memos]) cache.clear();
   }
 
-  async #run(did: string, flight: Omit<Flight, 'promise'>): Promise<EventMetadata | null> {
+  async #run(did: string, flight: FlightState): Promise<EventMetadata | null> {
     try {
       await this.#gate.enter();
     } catch {
@@ -285,7 +290,7 @@ export class Enricher {
     }
   }
 
-  async #lookup(did: string, flight: Omit<Flight, 'promise'>): Promise<EventMetadata | null> {
+  async #lookup(did: string, flight: FlightState): Promise<EventMetadata | null> {
     if (this.#closed) return null;
     const kind = classifyDid(did);
     if (kind.method === 'unsupported') {
@@ -298,9 +303,9 @@ export class Enricher {
     const docP = this.#document(did, plc ? this.#plcHost + '/' + did : this.#didWebUrl(kind.host), plc, flight);
     const auditP = plc ? this.#auditLog(did, flight) : undefined;
     const profileP = this.#apiHost !== undefined ? this.#profile(did, this.#apiHost, flight) : undefined;
-    const doc = await docP;
-    const handleP = doc.value.ok ? this.#handle(did, doc.value.doc.declaredHandle, flight) : undefined;
-    const [audit, profile, handle] = await Promise.all([auditP, profileP, handleP]);
+    const handleP = docP.then((d) => (d.value.ok ? this.#handle(did, d.value.doc.declaredHandle, flight) : undefined));
+    // One Promise.all over every part, so none is left without a handler if another one throws.
+    const [doc, audit, profile, handle] = await Promise.all([docP, auditP, profileP, handleP]);
     if (!doc.value.ok || handle === undefined || this.#closed) return null;
 
     const hits = [slot(plc ? 'did_doc' : 'did_web', 'ok', true)];
@@ -323,12 +328,12 @@ export class Enricher {
   }
 
   /** Writes to a cache only what a lookup learnt that no purge or close has overtaken. */
-  #keep(flight: Omit<Flight, 'promise'>, write: () => void, what: 'identity' | 'profile' = 'identity'): void {
+  #keep(flight: FlightState, write: () => void, what: 'identity' | 'profile' = 'identity'): void {
     if (this.#closed || flight.identityStale || (what === 'profile' && flight.profileStale)) return;
     write();
   }
 
-  async #document(did: string, url: string, plc: boolean, flight: Omit<Flight, 'promise'>): Promise<Part<DocEntry>> {
+  async #document(did: string, url: string, plc: boolean, flight: FlightState): Promise<Part<DocEntry>> {
     const kind: RequestKind = plc ? 'did_doc' : 'did_web';
     const hit = this.#fromCache(this.#docs, did, (e) => slot(kind, e.ok ? 'ok' : e.status, true));
     if (hit !== undefined) return hit;
@@ -348,7 +353,7 @@ export class Enricher {
     return this.#settle(flight, kind, this.#docs, did, entry, entry.ok ? this.#documentTtlMs : this.#negativeTtlMs, out, url, detail, 'DID document lookup failed');
   }
 
-  async #auditLog(did: string, flight: Omit<Flight, 'promise'>): Promise<Part<AuditEntry>> {
+  async #auditLog(did: string, flight: FlightState): Promise<Part<AuditEntry>> {
     const hit = this.#fromCache(this.#audits, did, (e) => slot('audit_log', e.status, true));
     if (hit !== undefined) return hit;
 
@@ -368,7 +373,7 @@ export class Enricher {
     return this.#settle(flight, 'audit_log', this.#audits, did, entry, entry.status === 'ok' ? this.#auditTtlMs : this.#negativeTtlMs, out, url, detail, 'PLC audit log lookup failed (accountAge -1)');
   }
 
-  async #profile(did: string, apiHost: string, flight: Omit<Flight, 'promise'>): Promise<Part<ProfileEntry>> {
+  async #profile(did: string, apiHost: string, flight: FlightState): Promise<Part<ProfileEntry>> {
     const hit = this.#fromCache(this.#profiles, did, (e) => slot('profile', e.status, true));
     if (hit !== undefined) return hit;
 
@@ -414,7 +419,7 @@ export class Enricher {
 
   /** Counts, caches and (when it failed) logs one fetched part. */
   #settle<V extends { status: RequestStatus } | { ok: boolean }>(
-    flight: Omit<Flight, 'promise'>,
+    flight: FlightState,
     kind: RequestKind,
     cache: TtlLru<string, V>,
     did: string,
@@ -436,7 +441,7 @@ export class Enricher {
     return { value: entry, expiresAt: Date.now() + ttlMs };
   }
 
-  async #handle(did: string, declared: string | undefined, flight: Omit<Flight, 'promise'>): Promise<Part<HandleEntry | undefined>> {
+  async #handle(did: string, declared: string | undefined, flight: FlightState): Promise<Part<HandleEntry | undefined>> {
     // Nothing declared: nothing to verify, and nothing to cache beyond the document itself.
     if (declared === undefined) return { value: undefined, expiresAt: Infinity };
     const now = Date.now();

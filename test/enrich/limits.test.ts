@@ -34,7 +34,7 @@ describe('enricher limits', () => {
     const elapsed = performance.now() - start;
     assert.ok(metas.every((m) => m !== null));
     // A burst of 20 (one second's worth), then 40 more at 20/s.
-    assert.ok(elapsed >= 1900 && elapsed < 4000, `${elapsed} ms`);
+    assert.ok(elapsed >= 1900 && elapsed < 6000, `${elapsed} ms`);
     const times = plc.hits.slice(first).map((h) => h.at - start);
     assert.equal(times.length, 60);
     assert.ok(times.filter((t) => t < 500).length <= 31, 'no more than the burst and half a second of the rate in the first half second');
