@@ -30,6 +30,13 @@ export interface EnricherOptions {
   plcRateLimit?: number;
   apiRateLimit?: number;
   maxConcurrentLookups?: number;
+  /**
+   * DIDs waiting for a lookup slot, beyond which resolve() answers null at once
+   * (default 10,000). At the network's rate, new DIDs arrive far faster than a
+   * rate-limited PLC answers: without a bound the queue would grow for hours on
+   * a cold start, holding memory for lookups whose events went out long ago.
+   */
+  maxQueuedLookups?: number;
   cacheEntries?: number;
   documentTtlMs?: number;
   auditTtlMs?: number;
@@ -149,6 +156,7 @@ export class Enricher {
   readonly #memos: TtlLru<string, Memo>;
   readonly #flights = new Map<string, Flight>();
   #pending = 0;
+  readonly #maxPending: number;
   #closed = false;
   readonly #logState = new Map<string, { at: number; suppressed: number }>();
 
@@ -186,6 +194,7 @@ export class Enricher {
     this.#plcLimiter = new TokenBucket(opts.plcRateLimit ?? 200);
     this.#apiLimiter = new TokenBucket(opts.apiRateLimit ?? 200);
     this.#gate = new Gate(opts.maxConcurrentLookups ?? 64);
+    this.#maxPending = (opts.maxConcurrentLookups ?? 64) + (opts.maxQueuedLookups ?? 10_000);
 
     const entries = opts.cacheEntries ?? 100_000;
     this.#docs = new TtlLru(entries);
@@ -227,6 +236,11 @@ export class Enricher {
     if (known !== undefined) return Promise.resolve(known);
     const existing = this.#flights.get(did);
     if (existing !== undefined) return existing.promise;
+    if (this.#pending >= this.#maxPending) {
+      // Not cached as a failure: the DID is fine, we are just behind.
+      requestDone('did_doc', 'skipped', false);
+      return Promise.resolve(null);
+    }
 
     this.#pending++;
     const state: FlightState = { identityStale: false, profileStale: false };

@@ -16,9 +16,10 @@ export type RequestKind = (typeof REQUEST_KINDS)[number];
  * ok; not_found (404, NXDOMAIN, no handle record, profile gone); invalid (an
  * answer that is not a usable document/log/profile); too_large; timeout;
  * limited (still 429 after the retries); blocked (the SSRF guard refused the
- * host); mismatch (the handle points at another DID); error (anything else).
+ * host); mismatch (the handle points at another DID); skipped (not asked:
+ * too many lookups were queued already); error (anything else).
  */
-export const REQUEST_STATUSES = ['ok', 'not_found', 'error', 'timeout', 'invalid', 'too_large', 'limited', 'blocked', 'mismatch'] as const;
+export const REQUEST_STATUSES = ['ok', 'not_found', 'error', 'timeout', 'invalid', 'too_large', 'limited', 'blocked', 'mismatch', 'skipped'] as const;
 export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 
 const counts = new Float64Array(REQUEST_KINDS.length * REQUEST_STATUSES.length * 2);
