@@ -22,7 +22,7 @@ COPY src ./src
 ENV ATKAFKA_CURSOR_FILE=/data/atkafka-cursor.json
 RUN mkdir /data && chown node:node /data
 VOLUME /data
-EXPOSE 8081
+EXPOSE 6009
 USER node
 ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/bin/atkafka.js"]
 CMD ["firehose", "relay"]

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 
 import { formatHelp, parseArgs, resolveFlags, UsageError, type FlagSpec } from './flags.ts';
-import { firehoseFlags, globalFlags, kafkaFlags, relayFlags, replayFlags } from '../config/flags.ts';
+import { enrichFlags, firehoseFlags, globalFlags, kafkaFlags, relayFlags, replayFlags } from '../config/flags.ts';
 import { checkLogLevel } from '../config/checks.ts';
 import { relayConfig } from '../config/relay-config.ts';
 import { runRelay } from './run-relay.ts';
@@ -30,6 +30,7 @@ const commands: Command[] = [
       '130 a second SIGINT/SIGTERM.',
     groups: [
       { title: 'Relay', flags: [...firehoseFlags, ...relayFlags] },
+      { title: 'Enrichment, Osprey and routing', flags: enrichFlags },
       { title: 'Kafka', flags: kafkaFlags },
       { title: 'Global', flags: globalFlags },
     ],
@@ -50,7 +51,7 @@ const commands: Command[] = [
 
 /** Every ATKAFKA_* name any command reads, so a typo is caught wherever it is set. */
 const knownEnv = new Set([
-  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags].flatMap((f) => f.env),
+  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags, ...enrichFlags].flatMap((f) => f.env),
   'ATKAFKA_TAP_HOST',
   'ATKAFKA_DISABLE_ACKS',
   'ATKAFKA_OZONE_PDS_HOST',

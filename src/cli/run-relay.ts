@@ -1,6 +1,7 @@
 import type { RelayConfig } from '../config/relay-config.ts';
 import { checkCursorFile, CursorFileError, CursorFileInvalid } from '../checkpoint/cursor-file.ts';
 import { RelayPipeline } from '../pipeline/relay-pipeline.ts';
+import { buildStages } from '../pipeline/stages.ts';
 import { createKafkaSink, KafkaFatalError, KafkaSetupError } from '../sink/kafka/index.ts';
 import { FatalStreamError } from '../sources/relay/subscription.ts';
 import { startMetricsServer } from '../telemetry/http.ts';
@@ -10,6 +11,7 @@ import { UsageError } from './flags.ts';
 
 /** A drain that cannot finish (Kafka down for good) must not hang a shutdown forever. */
 const SHUTDOWN_TIMEOUT_MS = 30_000;
+const USER_AGENT = 'atkafka/0.1.0';
 
 /** `atkafka firehose relay`. Returns the exit code. */
 export async function runRelay(config: RelayConfig): Promise<number> {
@@ -33,6 +35,13 @@ export async function runRelay(config: RelayConfig): Promise<number> {
       compression: config.kafka.compression,
       maxInFlight: config.maxInFlight,
       decodeThreads: config.decodeThreads,
+      enrich: config.stages.enrich,
+      plcHost: redactUrl(config.stages.plcHost),
+      apiHost: config.stages.apiHost === undefined ? undefined : redactUrl(config.stages.apiHost),
+      collections: config.stages.collections,
+      services: config.stages.services,
+      osprey: config.stages.osprey !== undefined,
+      topicTemplate: config.stages.topicTemplate,
     },
     'starting atkafka firehose relay',
   );
@@ -52,6 +61,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
     throw err;
   }
 
+  const stages = buildStages(config.stages, { source: 'relay', defaultTopic: config.kafka.topic, userAgent: USER_AGENT, logger });
   const pipeline = new RelayPipeline({
     relayHost: config.relayHost,
     cursorFile: config.cursorFile,
@@ -64,8 +74,10 @@ export async function runRelay(config: RelayConfig): Promise<number> {
     stallTimeoutMs: config.stallTimeoutMs,
     backoffInitialMs: config.backoffInitialMs,
     backoffMaxMs: config.backoffMaxMs,
-    userAgent: 'atkafka/0.1.0',
+    userAgent: USER_AGENT,
     sink,
+    collections: config.stages.collections,
+    stages,
     logger,
   });
 
@@ -133,6 +145,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     metricsServer?.close();
+    stages.close();
     await sink.close();
   }
   if (reason !== undefined) lastWords(logger, reason);

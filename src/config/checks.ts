@@ -31,7 +31,7 @@ export function checkBootstrapServer(server: string): void {
  */
 export function checkListenAddress(address: string): void {
   if (address === '') return;
-  const fail = (why: string) => new UsageError(`--metrics-listen-address: "${address}" ${why} (like 0.0.0.0:8081, [::]:8081 or :8081; empty disables)`);
+  const fail = (why: string) => new UsageError(`--metrics-listen-address: "${address}" ${why} (like 0.0.0.0:6009, [::]:6009 or :6009; empty disables)`);
   const m = /^(?:(?:\[([^\]]*)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(address);
   if (m === null) throw fail('is not host:port');
   const [, v6, name] = m;

@@ -7,7 +7,7 @@ export const globalFlags: FlagSpec[] = [
     name: 'metrics-listen-address',
     kind: 'string',
     env: ['ATKAFKA_METRICS_LISTEN_ADDRESS', 'METRICS_LISTEN_ADDRESS'],
-    default: '0.0.0.0:8081',
+    default: '0.0.0.0:6009',
     help: 'host:port serving /metrics (Prometheus) and /health; empty to disable',
   },
 ];
@@ -72,14 +72,101 @@ export const kafkaFlags: FlagSpec[] = [
 /** Flags of `atkafka firehose`, as in the Go version. */
 export const firehoseFlags: FlagSpec[] = [
   { name: 'relay-host', kind: 'string', env: ['ATKAFKA_RELAY_HOST'], default: 'wss://bsky.network', help: 'Relay to subscribe to (ws:// or wss://)' },
-  { name: 'plc-host', kind: 'string', env: ['ATKAFKA_PLC_HOST'], notYet: true, help: 'PLC directory for event metadata' },
-  { name: 'api-host', kind: 'string', env: ['ATKAFKA_API_HOST'], notYet: true, help: 'AppView for profiles' },
+  {
+    name: 'plc-host',
+    kind: 'string',
+    env: ['ATKAFKA_PLC_HOST'],
+    help: 'PLC directory for event metadata (http or https URL); empty: https://plc.directory, as the Go version. The service filters need it set',
+  },
+  {
+    name: 'api-host',
+    kind: 'string',
+    env: ['ATKAFKA_API_HOST'],
+    help: 'AppView for profiles in eventMetadata (e.g. https://public.api.bsky.app); empty: profile is null',
+  },
   { name: 'tap-workers', kind: 'int', env: ['ATKAFKA_TAP_WORKERS'], notYet: true, help: 'Tap workers' },
-  { name: 'osprey-compatible', kind: 'bool', env: ['ATKAFKA_OSPREY_COMPATIBLE'], notYet: true, help: 'Osprey envelope' },
-  { name: 'watched-services', kind: 'list', env: ['ATKAFKA_WATCHED_SERVICES'], notYet: true, help: 'PDS hosts to keep' },
-  { name: 'ignored-services', kind: 'list', env: ['ATKAFKA_IGNORED_SERVICES'], notYet: true, help: 'PDS hosts to drop' },
-  { name: 'watched-collections', kind: 'list', env: ['ATKAFKA_WATCHED_COLLECTIONS'], notYet: true, help: 'Collections to keep' },
-  { name: 'ignored-collections', kind: 'list', env: ['ATKAFKA_IGNORED_COLLECTIONS'], notYet: true, help: 'Collections to drop' },
+  {
+    name: 'osprey-compatible',
+    kind: 'bool',
+    env: ['ATKAFKA_OSPREY_COMPATIBLE'],
+    default: 'false',
+    help: "Wrap every message in the envelope Osprey's Kafka worker reads (action_name, action_id, data, send_time)",
+  },
+  {
+    name: 'watched-services',
+    kind: 'list',
+    env: ['ATKAFKA_WATCHED_SERVICES'],
+    help: 'Only events of accounts whose PDS host is one of these (*.bsky.network: that host and every host under it); needs --plc-host',
+  },
+  { name: 'ignored-services', kind: 'list', env: ['ATKAFKA_IGNORED_SERVICES'], help: 'Drop events of accounts on these PDS hosts (same patterns); needs --plc-host' },
+  {
+    name: 'watched-collections',
+    kind: 'list',
+    env: ['ATKAFKA_WATCHED_COLLECTIONS'],
+    help: 'Only record ops of these collections (app.bsky.*: the namespace and everything under it; else exact). #identity, #account, #sync pass',
+  },
+  { name: 'ignored-collections', kind: 'list', env: ['ATKAFKA_IGNORED_COLLECTIONS'], help: 'Drop record ops of these collections (same patterns)' },
+];
+
+/** New in this version: enrichment controls, Osprey ids, routing. Shared by every source that enriches. */
+export const enrichFlags: FlagSpec[] = [
+  {
+    name: 'enrich',
+    kind: 'bool',
+    env: ['ATKAFKA_ENRICH'],
+    default: 'true',
+    help: 'Add eventMetadata (DID document, PDS, verified handle, account age, profile) as the Go version always does; false: eventMetadata is null and no lookups run',
+  },
+  {
+    name: 'enrich-timeout',
+    kind: 'duration',
+    env: ['ATKAFKA_ENRICH_TIMEOUT'],
+    default: '1s',
+    help: 'Longest an event waits for its identity lookup; then it is produced without metadata (never dropped)',
+  },
+  { name: 'enrich-concurrency', kind: 'int', env: ['ATKAFKA_ENRICH_CONCURRENCY'], default: '64', help: 'DIDs looked up at once' },
+  { name: 'plc-rate-limit', kind: 'int', env: ['ATKAFKA_PLC_RATE_LIMIT'], default: '200', help: 'Requests per second to the PLC host (and to the API host)' },
+  {
+    name: 'allow-private-identity-hosts',
+    kind: 'bool',
+    env: ['ATKAFKA_ALLOW_PRIVATE_IDENTITY_HOSTS'],
+    default: 'false',
+    help: 'Let did:web documents and handle checks fetch from loopback, private or link-local addresses (refused by default: anyone can name such a host)',
+  },
+  {
+    name: 'dns-servers',
+    kind: 'list',
+    env: ['ATKAFKA_DNS_SERVERS'],
+    help: "DNS servers (ip or ip:port) for handle TXT lookups; empty: the system's",
+  },
+  {
+    name: 'handle-well-known-url',
+    kind: 'string',
+    env: ['ATKAFKA_HANDLE_WELL_KNOWN_URL'],
+    default: 'https://{handle}/.well-known/atproto-did',
+    help: 'Where a handle is checked over HTTPS ({handle} is replaced)',
+  },
+  {
+    name: 'did-web-url',
+    kind: 'string',
+    env: ['ATKAFKA_DID_WEB_URL'],
+    default: 'https://{host}/.well-known/did.json',
+    help: 'Where a did:web document is fetched ({host} is replaced)',
+  },
+  { name: 'osprey-worker-id', kind: 'int', env: ['ATKAFKA_OSPREY_WORKER_ID'], default: '0', help: 'Worker id (0-1023) in Osprey action_id snowflakes; give each instance its own' },
+  {
+    name: 'osprey-epoch',
+    kind: 'int',
+    env: ['ATKAFKA_OSPREY_EPOCH'],
+    default: '1420070400000',
+    help: "Epoch (unix ms) of Osprey action_id snowflakes; Osprey's compose uses 1420070400000",
+  },
+  {
+    name: 'topic-template',
+    kind: 'string',
+    env: ['ATKAFKA_TOPIC_TEMPLATE'],
+    help: 'Route messages to topics by what they are, e.g. atproto.{collection} or atproto.{kind} ({source} too); created on first use like --output-topic',
+  },
 ];
 
 /** New in this version: what losslessness needs. */

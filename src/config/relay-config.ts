@@ -3,6 +3,7 @@ import { queueMessagesFor } from '../sink/kafka/config.ts';
 import { redactUrl } from '../telemetry/redact.ts';
 import { checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, parseKafkaOptions } from './checks.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
+import { stagesConfig, type StagesConfig } from './stages-config.ts';
 
 export interface CommonConfig {
   debug: boolean;
@@ -22,6 +23,7 @@ export interface RelayConfig extends CommonConfig {
   backoffInitialMs: number;
   backoffMaxMs: number;
   decodeThreads: number;
+  stages: StagesConfig;
 }
 
 type Values = Map<string, FlagValue | undefined>;
@@ -147,6 +149,7 @@ export function relayConfig(v: Values): RelayConfig {
   return {
     ...commonConfig(v),
     ...kafkaConfig(v),
+    stages: stagesConfig(v),
     decodeThreads,
     relayHost,
     maxFrameBytes,

@@ -4,6 +4,8 @@ import { createFrameDecoder, type FrameDecoder } from '../decode/decoder.ts';
 import type { DecodedEvent, DecodedFrame, Skipped } from '../decode/relay-frame.ts';
 import { UNKNOWN_KEY } from '../format/atkafka.ts';
 import type { MessageSink } from '../sink/kafka/types.ts';
+import type { CollectionFilter } from '../filter/collections.ts';
+import { Outbox, type OutboxOptions } from './outbox.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import * as metrics from '../telemetry/metrics.ts';
 import { redactUrl } from '../telemetry/redact.ts';
@@ -41,6 +43,10 @@ export interface RelayPipelineOptions {
   backoffMaxMs: number;
   userAgent: string;
   sink: MessageSink;
+  /** Ops of other collections are dropped before they are decoded (the cursor still passes them). */
+  collections?: CollectionFilter;
+  /** The stages after decoding (service filter, enrichment, envelope, routing); the defaults do none. */
+  stages?: Partial<Pick<OutboxOptions<Ticket | null>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor'>>;
   logger: Logger;
   /** Called with each event's read-to-confirmed latency in ms (benchmarks). */
   onEventConfirmed?: (latencyMs: number) => void;
@@ -72,6 +78,7 @@ export class RelayPipeline {
   #watermark!: Watermark;
   #subscription!: RelaySubscription;
   #decoder!: FrameDecoder;
+  readonly #outbox: Outbox<Ticket | null>;
   /** Highest trusted seq handed to the sink (or skipped on purpose): where a reconnect resumes. */
   #lastSeq: number | undefined;
   /** #lastSeq when this connection opened: a seq at or below it is a replay of what this process has. */
@@ -97,6 +104,19 @@ export class RelayPipeline {
     this.#opts = opts;
     this.#log = opts.logger;
     opts.sink.onConfirmed((ticket) => this.#confirmed(ticket as Ticket | null));
+    const stages = opts.stages ?? {};
+    this.#outbox = new Outbox<Ticket | null>({
+      sink: opts.sink as MessageSink<Ticket | null>,
+      source: 'relay',
+      enricher: stages.enricher,
+      enrich: stages.enrich ?? false,
+      keepService: stages.keepService,
+      deadlineMs: stages.deadlineMs ?? 1000,
+      osprey: stages.osprey,
+      topicFor: stages.topicFor,
+      onDropped: (ticket) => this.#confirmed(ticket),
+      logger: opts.logger.child({ component: 'enrich' }),
+    });
   }
 
   status(): RelayPipelineStatus {
@@ -104,7 +124,7 @@ export class RelayPipeline {
       connected: this.#subscription?.connected ?? false,
       cursor: this.#watermark?.value,
       lastSeq: this.#lastSeq,
-      inFlight: this.#opts.sink.inFlight,
+      inFlight: this.#inFlight(),
       paused: this.#paused,
     };
   }
@@ -119,6 +139,7 @@ export class RelayPipeline {
     this.#watermark = new Watermark(start);
     this.#decoder = createFrameDecoder({
       threads: opts.decodeThreads,
+      collections: opts.collections,
       onReadable: () => this.#pump(),
       onFatal: (err) => {
         this.#log.fatal({ err }, 'a decode thread failed');
@@ -162,8 +183,10 @@ export class RelayPipeline {
       signal.removeEventListener('abort', onAbort);
       clearInterval(this.#saveTimer);
     }
-    // Stopped reading: everything read is decoded and confirmed by Kafka before the final save.
+    // Stopped reading: everything read is decoded, past the stages and confirmed by Kafka before the final save.
     await this.#decoder.drained();
+    await this.#outbox.idle();
+    this.#outbox.close();
     this.#log.info({ inFlight: opts.sink.inFlight }, 'draining Kafka');
     await opts.sink.flush();
     await this.#decoder.close();
@@ -196,8 +219,16 @@ export class RelayPipeline {
 
   /** Kafka can take another message. */
   #room(): boolean {
-    const sink = this.#opts.sink;
-    return sink.inFlight < this.#opts.maxInFlight && sink.inFlightBytes < this.#opts.maxInFlightBytes;
+    return this.#inFlight() < this.#opts.maxInFlight && this.#inFlightBytes() < this.#opts.maxInFlightBytes;
+  }
+
+  /** Messages handed on and not confirmed: waiting for an identity or for Kafka. */
+  #inFlight(): number {
+    return this.#opts.sink.inFlight + this.#outbox.parked;
+  }
+
+  #inFlightBytes(): number {
+    return this.#opts.sink.inFlightBytes + this.#outbox.parkedBytes;
   }
 
   /**
@@ -208,22 +239,20 @@ export class RelayPipeline {
    */
   #full(): boolean {
     const decoder = this.#decoder;
-    const sink = this.#opts.sink;
     return (
       this.#blocked ||
-      decoder.pending + sink.inFlight >= this.#opts.maxInFlight ||
-      decoder.pendingBytes + sink.inFlightBytes >= this.#opts.maxInFlightBytes ||
+      decoder.pending + this.#inFlight() >= this.#opts.maxInFlight ||
+      decoder.pendingBytes + this.#inFlightBytes() >= this.#opts.maxInFlightBytes ||
       decoder.pendingBytes >= DECODE_BACKLOG_BYTES
     );
   }
 
   #halfEmpty(): boolean {
     const decoder = this.#decoder;
-    const sink = this.#opts.sink;
     return (
       !this.#blocked &&
-      decoder.pending + sink.inFlight <= this.#opts.maxInFlight / 2 &&
-      decoder.pendingBytes + sink.inFlightBytes <= this.#opts.maxInFlightBytes / 2 &&
+      decoder.pending + this.#inFlight() <= this.#opts.maxInFlight / 2 &&
+      decoder.pendingBytes + this.#inFlightBytes() <= this.#opts.maxInFlightBytes / 2 &&
       decoder.pendingBytes <= DECODE_BACKLOG_BYTES / 2
     );
   }
@@ -247,9 +276,8 @@ export class RelayPipeline {
             }
             const message = messages[current.at]!;
             messages[current.at++] = undefined!;
-            metrics.eventHandled(message.action, message.collection);
             ticket!.pending++;
-            this.#opts.sink.send(piece.did, message.value, ticket);
+            this.#outbox.send(piece.did, piece.seq, piece.time, message, ticket);
           }
           this.#current = undefined;
           if (piece.last && ticket !== null) this.#seal(ticket);
@@ -296,6 +324,7 @@ export class RelayPipeline {
         }
         if (ticket !== null) {
           for (const skipped of piece.skipped) this.#skipInput(skipped, { seq: piece.seq, did: piece.did, path: skipped.path });
+          if (piece.filtered > 0) metrics.eventsFiltered('collection', piece.filtered);
         }
         this.#continuing = piece.last ? null : ticket;
         this.#current = { piece, ticket, at: 0 };
@@ -311,9 +340,8 @@ export class RelayPipeline {
         } else {
           this.#log.warn({ name: piece.name, message: piece.message }, 'relay info');
         }
-        metrics.eventHandled('info', '');
         // #info has no seq: it is delivered, but no position depends on it.
-        this.#opts.sink.send(UNKNOWN_KEY, piece.value, null);
+        this.#outbox.send(UNKNOWN_KEY, undefined, new Date().toISOString(), { value: piece.value, action: 'info', collection: '' }, null);
         break;
       }
       case 'error': {

@@ -219,3 +219,58 @@ export function backpressure(on: boolean): void {
 export function eventConfirmed(seconds: number): void {
   eventLatency.observe(seconds);
 }
+
+// Filters and enrichment: counted in plain variables on the hot path, published when scraped.
+const filteredCounts: Record<'collection' | 'service', number> = { collection: 0, service: 0 };
+const filteredPublished: Record<'collection' | 'service', number> = { collection: 0, service: 0 };
+const filteredEvents = new Counter({
+  name: 'atkafka_filtered_events',
+  help: 'Messages not produced because a filter left them out, by reason (collection, service); their upstream position still advances',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+  collect() {
+    for (const reason of ['collection', 'service'] as const) {
+      this.labels(reason).inc(filteredCounts[reason] - filteredPublished[reason]);
+      filteredPublished[reason] = filteredCounts[reason];
+    }
+  },
+});
+filteredEvents.labels('collection');
+filteredEvents.labels('service');
+export function eventsFiltered(reason: 'collection' | 'service', count: number): void {
+  filteredCounts[reason] += count;
+}
+
+const enrichOutcome = new Counter({
+  name: 'atkafka_enrichment',
+  help: 'Messages by how enrichment went: cached (metadata at hand), waited (after a lookup), unresolved (no DID document: eventMetadata null), timeout (produced without metadata after --enrich-timeout)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+  collect() {
+    for (const k of ENRICH_OUTCOMES) {
+      this.labels(k).inc(enrichCounts[k] - enrichPublished[k]);
+      enrichPublished[k] = enrichCounts[k];
+    }
+  },
+});
+const ENRICH_OUTCOMES = ['cached', 'waited', 'unresolved', 'timeout'] as const;
+export type EnrichOutcome = (typeof ENRICH_OUTCOMES)[number];
+const enrichCounts: Record<EnrichOutcome, number> = { cached: 0, waited: 0, unresolved: 0, timeout: 0 };
+const enrichPublished: Record<EnrichOutcome, number> = { cached: 0, waited: 0, unresolved: 0, timeout: 0 };
+for (const k of ENRICH_OUTCOMES) enrichOutcome.labels(k);
+export function enriched(outcome: EnrichOutcome, count = 1): void {
+  enrichCounts[outcome] += count;
+}
+
+let parkedNow = 0;
+new Gauge({
+  name: 'atkafka_enrichment_waiting',
+  help: 'Messages waiting for an identity lookup before they are produced (they count toward --max-in-flight)',
+  registers: [registry],
+  collect() {
+    this.set(parkedNow);
+  },
+});
+export function enrichmentWaiting(count: number): void {
+  parkedNow = count;
+}

@@ -126,9 +126,9 @@ describe('atkafka command line', () => {
     assertUsageError(atkafka(['firehose', 'relay', 'extra'], KAFKA), /^atkafka: unexpected argument "extra"$/);
   });
 
-  test('--osprey-compatible (a Go flag not implemented yet): exit 2 "not implemented", by flag or env', () => {
-    assertUsageError(atkafka(['firehose', 'relay', '--osprey-compatible'], KAFKA), /^atkafka: --osprey-compatible .*not implemented/);
-    assertUsageError(atkafka(['firehose', 'relay'], { ...KAFKA, ATKAFKA_OSPREY_COMPATIBLE: 'true' }), /^atkafka: ATKAFKA_OSPREY_COMPATIBLE .*not implemented/);
+  test('--tap-workers (a Go flag of a mode not implemented yet): exit 2 "not implemented", by flag or env', () => {
+    assertUsageError(atkafka(['firehose', 'relay', '--tap-workers', '4'], KAFKA), /^atkafka: --tap-workers .*not implemented/);
+    assertUsageError(atkafka(['firehose', 'relay'], { ...KAFKA, ATKAFKA_TAP_WORKERS: '4' }), /^atkafka: ATKAFKA_TAP_WORKERS .*not implemented/);
   });
 
   test('unknown and not-yet-implemented commands: exit 2', () => {

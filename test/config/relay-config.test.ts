@@ -18,7 +18,7 @@ const refused = (fn: () => unknown) => assert.throws(fn, UsageError);
 describe('relay configuration', () => {
   test('the defaults are accepted, librdkafka included', () => {
     const c = config([]);
-    assert.equal(c.metricsListenAddress, '0.0.0.0:8081');
+    assert.equal(c.metricsListenAddress, '0.0.0.0:6009');
     assert.equal(c.cursorFile, 'atkafka-cursor.json');
     assert.equal(c.kafka.sasl, undefined);
     assert.equal(c.kafka.tls, undefined);

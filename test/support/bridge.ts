@@ -27,9 +27,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Enrichment is on by default and would ask https://plc.directory, which these
+ * machines cannot reach: tests that are not about enrichment turn it off, tests
+ * that are name their PLC (and so never reach the network).
+ */
+function offlineByDefault(args: string[]): string[] {
+  const aboutIdentity = args.some((a) => a === '--plc-host' || a.startsWith('--plc-host=') || a === '--enrich' || a.startsWith('--enrich='));
+  return aboutIdentity ? args : ['--enrich=false', ...args];
+}
+
 export async function startBridge(args: string[], env: Record<string, string> = {}): Promise<Bridge> {
   const port = await freePort();
-  const child = spawn(process.execPath, [BIN, 'firehose', 'relay', '--metrics-listen-address', `127.0.0.1:${port}`, ...args], {
+  const child = spawn(process.execPath, [BIN, 'firehose', 'relay', '--metrics-listen-address', `127.0.0.1:${port}`, ...offlineByDefault(args)], {
     env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -9,6 +9,8 @@ export interface ReadMessage {
   offset: number;
   key: string;
   value: string;
+  /** Kafka headers in order, as [name, value] pairs. */
+  headers: [string, string][];
 }
 
 export async function readTopic(bootstrap: string, topic: string): Promise<ReadMessage[]> {
@@ -16,8 +18,10 @@ export async function readTopic(bootstrap: string, topic: string): Promise<ReadM
   const out: ReadMessage[] = [];
   for (const line of stdout.split('\n')) {
     if (line.trim() === '') continue;
-    const m = JSON.parse(line) as { partition: number; offset: number; key: string | null; payload: string | null };
-    out.push({ partition: m.partition, offset: m.offset, key: m.key ?? '', value: m.payload ?? '' });
+    const m = JSON.parse(line) as { partition: number; offset: number; key: string | null; payload: string | null; headers?: string[] };
+    const headers: [string, string][] = [];
+    for (let i = 0; m.headers !== undefined && i + 1 < m.headers.length; i += 2) headers.push([m.headers[i]!, m.headers[i + 1]!]);
+    out.push({ partition: m.partition, offset: m.offset, key: m.key ?? '', value: m.payload ?? '', headers });
   }
   // Offsets order messages within a partition; that is the only order Kafka has.
   out.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
