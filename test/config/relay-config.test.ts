@@ -3,10 +3,10 @@ import { describe, test } from 'node:test';
 
 import { parseArgs, resolveFlags, UsageError } from '../../src/cli/flags.ts';
 import { checkBootstrapServer, checkListenAddress, parseKafkaOptions } from '../../src/config/checks.ts';
-import { firehoseFlags, globalFlags, kafkaFlags, relayFlags } from '../../src/config/flags.ts';
+import { enrichFlags, firehoseFlags, globalFlags, kafkaFlags, relayFlags } from '../../src/config/flags.ts';
 import { relayConfig } from '../../src/config/relay-config.ts';
 
-const specs = [...firehoseFlags, ...relayFlags, ...kafkaFlags, ...globalFlags];
+const specs = [...firehoseFlags, ...relayFlags, ...enrichFlags, ...kafkaFlags, ...globalFlags];
 const KAFKA = { ATKAFKA_BOOTSTRAP_SERVERS: 'localhost:9092', ATKAFKA_OUTPUT_TOPIC: 'atproto-events' };
 
 function config(argv: string[], env: Record<string, string> = {}) {
@@ -22,6 +22,37 @@ describe('relay configuration', () => {
     assert.equal(c.cursorFile, 'atkafka-cursor.json');
     assert.equal(c.kafka.sasl, undefined);
     assert.equal(c.kafka.tls, undefined);
+    // The Go version's behaviour: enrichment on, against plc.directory, no profiles, no envelope.
+    assert.deepEqual(c.stages, {
+      collections: undefined,
+      services: undefined,
+      enrich: true,
+      plcHost: 'https://plc.directory',
+      apiHost: undefined,
+      enrichTimeoutMs: 1000,
+      enrichConcurrency: 64,
+      plcRateLimit: 200,
+      allowPrivateIdentityHosts: false,
+      dnsServers: [],
+      handleWellKnownUrl: 'https://{handle}/.well-known/atproto-did',
+      didWebUrl: 'https://{host}/.well-known/did.json',
+      osprey: undefined,
+      topicTemplate: undefined,
+    });
+  });
+
+  test('filters, a PLC host with a trailing slash, Osprey and a template', () => {
+    const c = config(['--plc-host', 'http://plc.local:2582/', '--watched-services', '*.bsky.network', '--ignored-collections', 'app.bsky.feed.like,chat.bsky.*'], {
+      ATKAFKA_OSPREY_COMPATIBLE: 'true',
+      ATKAFKA_TOPIC_TEMPLATE: 'atproto.{collection}',
+      ATKAFKA_ENRICH: 'false',
+    });
+    assert.equal(c.stages.plcHost, 'http://plc.local:2582');
+    assert.deepEqual(c.stages.services, { mode: 'watched', hosts: ['bsky.network'] });
+    assert.deepEqual(c.stages.collections, { mode: 'ignored', exact: ['app.bsky.feed.like'], prefixes: ['chat.bsky.'] });
+    assert.deepEqual(c.stages.osprey, { workerId: 0, epochMs: 1420070400000 });
+    assert.equal(c.stages.topicTemplate, 'atproto.{collection}');
+    assert.equal(c.stages.enrich, false);
   });
 
   test('env vars set to empty: text flags empty, optional settings unset, switches off', () => {
