@@ -1,6 +1,7 @@
 export { KafkaSink } from './producer.ts';
 export { KafkaSetupError, KafkaFatalError } from './errors.ts';
-export type { KafkaSinkOptions, MessageSink } from './types.ts';
+export { sanitizeTopic } from './topic.ts';
+export type { KafkaSinkOptions, MessageHeader, MessageSink, SendExtra } from './types.ts';
 
 import type { Logger } from '../../telemetry/logger.ts';
 import { queueMessagesFor } from './config.ts';

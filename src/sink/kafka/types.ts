@@ -8,8 +8,13 @@
 export interface MessageSink<T = unknown> {
   /** Set once, before the first send. */
   onConfirmed(handler: (token: T) => void): void;
-  /** `value`: the JSON, as a string or as UTF-8 bytes (which the sink may keep until confirmed). */
-  send(key: string, value: string | Uint8Array, token: T): void;
+  /**
+   * `value`: the JSON, as a string or as UTF-8 bytes (which the sink may keep until confirmed).
+   * `extra`: headers and/or a topic other than the default one; leave it out when neither is
+   * needed (the cheapest path). The sink keeps `extra.headers` (by reference) until the message
+   * is confirmed: do not change the array or its objects after the call.
+   */
+  send(key: string, value: string | Uint8Array, token: T, extra?: SendExtra): void;
   /** Messages sent and not yet confirmed. */
   readonly inFlight: number;
   /** Their value sizes (bytes; a string value counts its length). */
@@ -17,6 +22,22 @@ export interface MessageSink<T = unknown> {
   /** Resolves when every message sent so far is confirmed. */
   flush(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * One Kafka header: an object with exactly one own key (the header's name) and its value, as
+ * librdkafka's produce() takes them (it reads only the first key of each object). Names may
+ * repeat across the array; order is kept.
+ */
+export type MessageHeader = Record<string, string | Buffer>;
+
+export interface SendExtra {
+  /**
+   * The message's topic instead of the sink's default one; a valid name (see sanitizeTopic).
+   * A topic not seen before is created, like the default one, before its first message goes.
+   */
+  topic?: string;
+  headers?: MessageHeader[];
 }
 
 export interface KafkaSinkOptions {
