@@ -1,19 +1,46 @@
 import Kafka from '@confluentinc/kafka-javascript';
-import type { DeliveryReport, LibrdKafkaError, Producer } from '@confluentinc/kafka-javascript';
+import type { DeliveryReport, IAdminClient, LibrdKafkaError, Producer } from '@confluentinc/kafka-javascript';
 
 import type { Logger } from '../../telemetry/logger.ts';
 import * as metrics from '../../telemetry/metrics.ts';
 import { producerConfig } from './config.ts';
 import { KafkaFatalError, KafkaSetupError } from './errors.ts';
-import { ensureTopic } from './topic.ts';
-import type { KafkaSinkOptions, MessageSink } from './types.ts';
+import { ensureTopic, isRetriableCreateError, isValidTopic, requestTopic, type TopicSpec } from './topic.ts';
+import type { KafkaSinkOptions, MessageHeader, MessageSink, SendExtra } from './types.ts';
 
-/** A message the sink holds because it cannot be produced yet (a flush is running, or it failed). */
+/** A message the sink holds because it cannot be produced yet (a flush is running, it failed, or its topic is being created). */
 interface Held {
+  topic: string;
   key: string | Buffer;
   value: string | Uint8Array;
   token: unknown;
+  headers: MessageHeader[] | undefined;
 }
+
+/** A routed topic being created: its messages wait here, in send order (counted in flight). */
+interface Creating {
+  waiting: Held[];
+  attempts: number;
+  since: number;
+  timer: NodeJS.Timeout | undefined;
+}
+const READY = 1;
+
+/**
+ * The messages produced in one window (from its first produce to the end of its flush
+ * handling), 4 slots each: topic, key, value, headers. A failure report carries the topic,
+ * key and value but not the headers; this is where they are found again.
+ */
+interface Journal {
+  entries: unknown[];
+  /** False for the window in which headers first came: its earlier messages are not here (they had none). */
+  complete: boolean;
+  /** topic + NUL + key -> positions in entries, built on the first failure. */
+  index: Map<string, { at: number[]; head: number }> | undefined;
+  indexed: number;
+}
+const MATCHED = Symbol('matched');
+const MISSING = Symbol('missing');
 
 const CONNECT_TIMEOUT_MS = 60_000;
 /** One flush call's bound; a flush that times out is simply called again. */
@@ -21,6 +48,10 @@ const FLUSH_TIMEOUT_MS = 5_000;
 const ERR_TIMED_OUT = -185;
 /** A re-produced message has no token of its own: the original's stays in its carried epoch. */
 const NO_TOKEN = Symbol('re-produced');
+/** Distinct routed topics at most (a bound on the map, and on a template gone wild). */
+const MAX_TOPICS = 10_000;
+const CREATE_BACKOFF_MIN_MS = 200;
+const CREATE_BACKOFF_MAX_MS = 10_000;
 
 /**
  * The Kafka sink on librdkafka, confirming by *flush epochs* instead of a
@@ -44,11 +75,31 @@ const NO_TOKEN = Symbol('re-produced');
  * next, so no token is ever confirmed for a message Kafka does not hold
  * (docs/invariants.md, rule 2, explains why a failure always arrives inside
  * the window of its epoch or a later one).
+ *
+ * Headers and routing (`send(..., extra)`): a message without `extra` takes the same path as
+ * before. A routed topic not seen before is created (like the default one) while its messages
+ * wait, in order, then they go as if just sent. Once any message had headers, every produced
+ * message is also written to the window's journal, so that a failed one is produced again
+ * with its headers (the failure report does not carry them); journals live until no report
+ * for their messages can still come.
  */
 export class KafkaSink implements MessageSink {
   #confirmed: (token: unknown) => void = () => {};
   readonly #producer: Producer;
+  readonly #admin: IAdminClient;
+  readonly #spec: TopicSpec;
   readonly #topic: string;
+  /** Routed topics (never the default one): ready, or being created. */
+  readonly #topics = new Map<string, Creating | typeof READY>();
+  /** Undefined until the first message with headers. */
+  #journal: Journal | undefined;
+  /** Journals of ended windows with failures, oldest first: reports past the binding's 100 per pass may still come. */
+  #retired: Journal[] = [];
+  /** Failure reports received, ever. */
+  #reports = 0;
+  #drainMark = -1;
+  #watchingDrain = false;
+  #lastCreateLog = 0;
   readonly #lingerMs: number;
   readonly #log: Logger;
   #inFlight = 0;
@@ -69,32 +120,33 @@ export class KafkaSink implements MessageSink {
   #lastErrorLog = 0;
   #fatal: ((err: KafkaFatalError) => void) | undefined;
 
-  private constructor(producer: Producer, topic: string, lingerMs: number, log: Logger) {
+  private constructor(producer: Producer, admin: IAdminClient, opts: KafkaSinkOptions, log: Logger) {
     this.#producer = producer;
-    this.#topic = topic;
-    this.#lingerMs = lingerMs;
+    this.#admin = admin;
+    this.#spec = { partitions: opts.partitions, replicationFactor: opts.replicationFactor, maxMessageBytes: opts.maxMessageBytes };
+    this.#topic = opts.topic;
+    this.#lingerMs = opts.lingerMs;
     this.#log = log;
   }
 
   static async create(opts: KafkaSinkOptions, log: Logger, queueMessages: number): Promise<KafkaSink> {
     const producer = new Kafka.Producer(producerConfig(opts, queueMessages));
     await connect(producer, opts, log);
-    const sink = new KafkaSink(producer, opts.topic, opts.lingerMs, log);
+    // Shares the producer's handle (no connection of its own); kept for topics routed later.
+    const admin = Kafka.AdminClient.createFrom(producer);
+    const sink = new KafkaSink(producer, admin, opts, log);
     metrics.kafkaInFlightFrom(() => sink.inFlight);
     metrics.kafkaInFlightBytesFrom(() => sink.inFlightBytes);
     producer.on('delivery-report', (err, report) => sink.#onFailedDelivery(err, report));
     producer.on('event.error', (err) => sink.#onError(err));
     producer.setPollInBackground(true);
 
-    const admin = Kafka.AdminClient.createFrom(producer);
     try {
       const result = await ensureTopic(admin, opts.topic, opts.partitions, opts.replicationFactor, opts.maxMessageBytes);
       log.info({ topic: opts.topic, partitions: opts.partitions, result }, result === 'created' ? 'created topic' : 'topic exists');
     } catch (err) {
       await sink.close();
       throw err;
-    } finally {
-      admin.disconnect();
     }
     return sink;
   }
@@ -116,27 +168,58 @@ export class KafkaSink implements MessageSink {
     this.#confirmed = handler;
   }
 
-  send(key: string, value: string | Uint8Array, token: unknown): void {
+  send(key: string, value: string | Uint8Array, token: unknown, extra?: SendExtra): void {
+    if (extra !== undefined) {
+      this.#sendExtra(key, value, token, extra);
+      return;
+    }
     this.#inFlight++;
     this.#inFlightBytes += value.length;
     if (this.#flushing) {
-      this.#hold(key, value, token);
+      this.#hold(this.#topic, key, value, token, undefined);
       return;
     }
-    if (this.#produce(key, value, token) && this.#epoch.length === 1) this.#scheduleFlush(this.#lingerMs);
+    if (this.#produce(this.#topic, key, value, token, undefined) && this.#epoch.length === 1) this.#scheduleFlush(this.#lingerMs);
+  }
+
+  #sendExtra(key: string, value: string | Uint8Array, token: unknown, extra: SendExtra): void {
+    const topic = extra.topic ?? this.#topic;
+    const headers = extra.headers !== undefined && extra.headers.length > 0 ? extra.headers : undefined;
+    if (headers !== undefined && this.#journal === undefined) this.#journal = newJournal(false);
+    if (topic !== this.#topic) {
+      const state = this.#topics.get(topic) ?? this.#newTopic(topic);
+      if (state !== READY) {
+        this.#inFlight++;
+        this.#inFlightBytes += value.length;
+        // Undefined: refused (too many topics), the process is stopping; in flight, never confirmed.
+        state?.waiting.push({ topic, key, value, token, headers });
+        return;
+      }
+    }
+    this.#inFlight++;
+    this.#inFlightBytes += value.length;
+    if (this.#flushing) {
+      this.#hold(topic, key, value, token, headers);
+      return;
+    }
+    if (this.#produce(topic, key, value, token, headers) && this.#epoch.length === 1) this.#scheduleFlush(this.#lingerMs);
   }
 
   /** Produces into the current epoch; a message librdkafka refuses is held for the next one. */
-  #produce(key: string | Buffer, value: string | Uint8Array, token: unknown): boolean {
+  #produce(topic: string, key: string | Buffer, value: string | Uint8Array, token: unknown, headers: MessageHeader[] | undefined): boolean {
     try {
-      this.#producer.produce(this.#topic, null, typeof value === 'string' ? Buffer.from(value) : (value as Buffer), key, null);
+      const bytes = typeof value === 'string' ? Buffer.from(value) : (value as Buffer);
+      // No opaque: the binding would keep a persistent handle that, with reports only for errors, is never freed.
+      if (headers === undefined) this.#producer.produce(topic, null, bytes, key, null);
+      else this.#producer.produce(topic, null, bytes, key, null, undefined, headers);
     } catch (err) {
       // Local queue full or a transient local error: never dropped.
       this.#logError(err as Error, 'produce refused locally, retrying');
-      this.#hold(key, value, token);
+      this.#hold(topic, key, value, token, headers);
       this.#scheduleFlush(50);
       return false;
     }
+    this.#journal?.entries.push(topic, key, value, headers);
     if (token !== NO_TOKEN) {
       this.#epoch.push(token);
       this.#epochBytes += value.length;
@@ -144,9 +227,94 @@ export class KafkaSink implements MessageSink {
     return true;
   }
 
-  #hold(key: string | Buffer, value: string | Uint8Array, token: unknown): void {
+  #hold(topic: string, key: string | Buffer, value: string | Uint8Array, token: unknown, headers: MessageHeader[] | undefined): void {
     if (this.#held.length === 0) this.#heldSince = performance.now();
-    this.#held.push({ key, value, token });
+    this.#held.push({ topic, key, value, token, headers });
+  }
+
+  /** The first message for a routed topic: check the name, then create the topic while its messages wait. */
+  #newTopic(topic: string): Creating | undefined {
+    if (!isValidTopic(topic)) {
+      // A bug in the caller (sanitizeTopic makes any string valid), not bad input.
+      throw new Error(`KafkaSink.send: invalid topic name ${JSON.stringify(topic)}: 1-249 of [a-zA-Z0-9._-], not '.' or '..' (see sanitizeTopic)`);
+    }
+    if (this.#topics.size >= MAX_TOPICS) {
+      this.#die(
+        new KafkaFatalError(
+          `refusing to route to more than ${MAX_TOPICS} distinct topics (the latest being "${topic}"): the topic template fans out too much`,
+        ),
+      );
+      return undefined;
+    }
+    const state: Creating = { waiting: [], attempts: 0, since: Date.now(), timer: undefined };
+    this.#topics.set(topic, state);
+    this.#createTopic(topic, state);
+    return state;
+  }
+
+  #createTopic(topic: string, state: Creating): void {
+    if (this.#closed) return;
+    requestTopic(this.#admin, topic, this.#spec).then(
+      (result) => this.#topicCreated(topic, state, result),
+      (err: Error) => this.#topicCreated(topic, state, { code: -196, message: err.message } as LibrdKafkaError),
+    );
+  }
+
+  #topicCreated(topic: string, state: Creating, result: 'created' | 'exists' | LibrdKafkaError): void {
+    if (this.#closed) return;
+    if (typeof result === 'string') {
+      this.#topics.set(topic, READY);
+      this.#log.info(
+        { topic, partitions: this.#spec.partitions, result, waited: state.waiting.length, ms: Date.now() - state.since },
+        result === 'created' ? 'created topic' : 'topic exists',
+      );
+      this.#release(state.waiting);
+      return;
+    }
+    if (isRetriableCreateError(result)) {
+      state.attempts++;
+      const now = Date.now();
+      if (now - this.#lastCreateLog >= 10_000) {
+        this.#lastCreateLog = now;
+        this.#log.warn(
+          { topic, err: result.message, code: result.code, attempts: state.attempts, waiting: state.waiting.length, inFlight: this.#inFlight },
+          'cannot create topic yet, retrying (its messages wait)',
+        );
+      }
+      const delay = Math.min(CREATE_BACKOFF_MAX_MS, CREATE_BACKOFF_MIN_MS * 2 ** (state.attempts - 1));
+      state.timer = setTimeout(() => {
+        state.timer = undefined;
+        this.#createTopic(topic, state);
+      }, delay);
+      return;
+    }
+    // Its messages stay waiting, in flight: the cursor never passes them.
+    this.#die(
+      new KafkaFatalError(`cannot create topic "${topic}" (routed, created on first use): ${result.message} (Kafka error ${result.code}, not retriable)`, {
+        cause: result,
+      }),
+    );
+  }
+
+  /** A routed topic exists now: its messages go, in order, as if just sent. */
+  #release(waiting: Held[]): void {
+    let i = 0;
+    if (!this.#flushing) {
+      for (; i < waiting.length; i++) {
+        const m = waiting[i]!;
+        // Refused locally (and held): the rest waits behind it.
+        if (!this.#produce(m.topic, m.key, m.value, m.token, m.headers)) {
+          i++;
+          break;
+        }
+      }
+      // They have waited already.
+      if (this.#epoch.length > 0) this.#scheduleFlush(0);
+    }
+    for (; i < waiting.length; i++) {
+      const m = waiting[i]!;
+      this.#hold(m.topic, m.key, m.value, m.token, m.headers);
+    }
   }
 
   #scheduleFlush(ms: number): void {
@@ -200,10 +368,16 @@ export class KafkaSink implements MessageSink {
     // else the epoch stays open: its failed messages are among the held ones.
     this.#failuresInWindow = 0;
     this.#flushing = false;
+    const journal = this.#journal;
+    if (journal !== undefined) {
+      // A window without failures has no report to come: all of them would have come by now.
+      if (failed) this.#retire(journal);
+      this.#journal = newJournal(true);
+    }
     const held = this.#held;
     const since = this.#heldSince;
     this.#held = [];
-    for (const m of held) this.#produce(m.key, m.value, m.token);
+    for (const m of held) this.#produce(m.topic, m.key, m.value, m.token, m.headers);
     if (this.#epoch.length > 0 || failed) {
       // Held messages have lingered already; a failure is retried after a pause, not in a hot loop.
       this.#scheduleFlush(failed ? 100 : Math.max(0, this.#lingerMs - (performance.now() - since)));
@@ -218,12 +392,84 @@ export class KafkaSink implements MessageSink {
   /** With delivery.report.only.error, librdkafka reports only messages it gave up on. */
   #onFailedDelivery(err: LibrdKafkaError | null | undefined, report: DeliveryReport): void {
     if (!err) return;
+    this.#reports++;
     this.#failuresInWindow++;
     metrics.deliveryFailed();
     this.#logError(err, 'delivery failed, producing again');
+    const key = report.key ?? '';
+    const value = report.value ?? Buffer.alloc(0);
+    let headers: MessageHeader[] | undefined;
+    if (this.#journal !== undefined) {
+      const found = this.#headersOf(report.topic, key, value);
+      if (found === MISSING) {
+        // Producing it without its headers would be wrong; stopping loses nothing (its epoch is carried).
+        this.#die(new KafkaFatalError(`internal error: a failed message to ${report.topic} cannot be produced again, its headers are lost`));
+        return;
+      }
+      headers = found;
+    }
     // The token stays in its (now carried) epoch; the message goes again, tokenless.
-    this.#hold(report.key ?? '', report.value ?? Buffer.alloc(0), NO_TOKEN);
+    this.#hold(report.topic, key, value, NO_TOKEN, headers);
     this.#scheduleFlush(100);
+  }
+
+  /**
+   * The headers a failed message was produced with. The binding queues reports first in,
+   * first out, and all reports of a window's messages are queued before its flush returns,
+   * so they come before any report of a later window: journals are searched oldest first,
+   * and a match in one retires every older one. Within a window, librdkafka reports a
+   * partition's failures in produce order: the first unmatched equal message is the one.
+   */
+  #headersOf(topic: string, key: string | Buffer, value: Buffer | string): MessageHeader[] | undefined | typeof MISSING {
+    const id = `${topic}\0${typeof key === 'string' ? key : key.toString()}`;
+    const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+    const journals = this.#retired.length === 0 ? [this.#journal!] : [...this.#retired, this.#journal!];
+    for (let g = 0; g < journals.length; g++) {
+      const journal = journals[g]!;
+      const candidates = indexed(journal).get(id);
+      if (candidates === undefined) continue;
+      const entries = journal.entries;
+      while (candidates.head < candidates.at.length && entries[candidates.at[candidates.head]! + 2] === MATCHED) candidates.head++;
+      for (let c = candidates.head; c < candidates.at.length; c++) {
+        const at = candidates.at[c]!;
+        const v = entries[at + 2] as string | Uint8Array | typeof MATCHED;
+        if (v === MATCHED || !sameBytes(v, bytes)) continue;
+        entries[at + 2] = MATCHED;
+        if (g > 0) this.#retired.splice(0, Math.min(g, this.#retired.length));
+        return entries[at + 3] as MessageHeader[] | undefined;
+      }
+    }
+    // Not journaled: produced before the first message with headers, so it had none.
+    if (journals.some((j) => !j.complete)) return undefined;
+    return MISSING;
+  }
+
+  #retire(journal: Journal): void {
+    this.#retired.push(journal);
+    this.#drainMark = -1;
+    if (!this.#watchingDrain) {
+      this.#watchingDrain = true;
+      setImmediate(() => this.#checkDrained());
+    }
+  }
+
+  /**
+   * Retired journals go once a whole event-loop pass brought no report: the binding hands
+   * out 100 reports per pass and asks for another pass while it has more, so a quiet pass
+   * means every report queued before (all those of retired windows) has been handled.
+   */
+  #checkDrained(): void {
+    if (this.#retired.length === 0 || this.#closed) {
+      this.#watchingDrain = false;
+      return;
+    }
+    if (this.#drainMark === this.#reports) {
+      this.#retired = [];
+      this.#watchingDrain = false;
+      return;
+    }
+    this.#drainMark = this.#reports;
+    setImmediate(() => this.#checkDrained());
   }
 
   #onError(err: LibrdKafkaError): void {
@@ -235,6 +481,15 @@ export class KafkaSink implements MessageSink {
     }
     // Broker down, connection refused...: librdkafka retries by itself.
     this.#logError(err, 'Kafka client error (retrying)');
+  }
+
+  /** The sink cannot go on: the handler is told once (the process stops; the cursor is safe). */
+  #die(err: KafkaFatalError): void {
+    const fatal = this.#fatal;
+    if (fatal === undefined) return;
+    this.#fatal = undefined;
+    this.#log.fatal({ err: err.message }, 'Kafka sink cannot go on');
+    fatal(err);
   }
 
   #logError(err: { message: string }, msg: string): void {
@@ -252,6 +507,7 @@ export class KafkaSink implements MessageSink {
   close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
+    for (const state of this.#topics.values()) if (state !== READY) clearTimeout(state.timer);
     return new Promise((resolve) => {
       if (!this.#producer.isConnected()) return resolve();
       this.#producer.disconnect(5_000, () => resolve());
@@ -275,4 +531,29 @@ function connect(producer: Producer, opts: KafkaSinkOptions, log: Logger): Promi
     };
     attempt();
   });
+}
+
+function newJournal(complete: boolean): Journal {
+  return { entries: [], complete, index: undefined, indexed: 0 };
+}
+
+/** The journal's index, brought up to date (the current window's journal keeps growing). */
+function indexed(journal: Journal): Map<string, { at: number[]; head: number }> {
+  const index = (journal.index ??= new Map());
+  const entries = journal.entries;
+  for (let at = journal.indexed; at < entries.length; at += 4) {
+    const key = entries[at + 1] as string | Buffer;
+    // As the report will carry it: UTF-8 bytes, decoded.
+    const id = `${entries[at] as string}\0${typeof key === 'string' ? Buffer.from(key).toString() : key.toString()}`;
+    let candidates = index.get(id);
+    if (candidates === undefined) index.set(id, (candidates = { at: [], head: 0 }));
+    candidates.at.push(at);
+  }
+  journal.indexed = entries.length;
+  return index;
+}
+
+function sameBytes(value: string | Uint8Array, bytes: Buffer): boolean {
+  if (typeof value === 'string') return Buffer.byteLength(value) === bytes.length && bytes.equals(Buffer.from(value));
+  return value.byteLength === bytes.length && bytes.equals(value);
 }
