@@ -10,7 +10,11 @@ if (major < 24) {
 try {
   const { main, loadDotEnv } = await import('../src/cli/main.ts');
   loadDotEnv();
-  process.exitCode = await main(process.argv.slice(2), process.env);
+  const code = await main(process.argv.slice(2), process.env);
+  process.exitCode = code;
+  // Shut down: everything is drained and saved. A lookup still in the thread pool (getaddrinfo cannot be
+  // cancelled) or a straggling socket must not hold the process up; the timer itself keeps nothing alive.
+  setTimeout(() => process.exit(code), 1000).unref();
 } catch (err) {
   process.stderr.write(`atkafka: ${err instanceof Error ? err.message : String(err)}\n`);
   // A UsageError from before main() (the .env file) is a configuration error like any other.

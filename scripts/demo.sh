@@ -16,7 +16,7 @@ plc_out="$(mktemp)"
 # Its own process group (set -m): Ctrl-C goes to the demo, which drains the bridge
 # while the PLC still answers; the PLC stops on exit below.
 set -m
-node tools/peers/plc.ts --seed test/fixtures/corpus/did_docs.json.zst >"$plc_out" &
+node tools/peers/plc.ts --seed test/fixtures/corpus/did_docs.json.zst --serve-handles >"$plc_out" &
 plc_pid=$!
 set +m
 stop_plc() {

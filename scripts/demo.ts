@@ -29,15 +29,22 @@ const relayUrl = await new Promise<string>((resolve) => relay.stdout!.once('data
 say(`replay relay at ${relayUrl}: the real relay capture of 2026-07-04, looped, ${RATE} events/s`);
 
 const bridgeArgs = ['firehose', 'relay', '--bootstrap-servers', broker.bootstrap, '--output-topic', TOPIC, '--relay-host', relayUrl, '--cursor-file', cursorFile, '--metrics-listen-address', '127.0.0.1:0'];
+const plc = process.env.ATKAFKA_PLC_HOST;
+if (plc) {
+  // Enrichment against the local PLC (demo.sh); the capture's handles are checked against it too,
+  // standing in for their web servers on the internet, and DNS goes nowhere (no network needed).
+  bridgeArgs.push('--plc-host', plc, '--handle-well-known-url', `${plc}/handle/{handle}/.well-known/atproto-did`, '--allow-private-identity-hosts', '--dns-servers', '127.0.0.1:9');
+}
 say(`running: atkafka ${bridgeArgs.join(' ')}`);
-const bridge = spawn(process.execPath, [BIN, ...bridgeArgs], { stdio: ['ignore', 'inherit', 'pipe'] });
+const { ATKAFKA_PLC_HOST: _, ...bridgeEnv } = process.env;
+const bridge = spawn(process.execPath, [BIN, ...bridgeArgs], { stdio: ['ignore', 'inherit', 'pipe'], env: bridgeEnv });
 children.push(bridge);
 let bridgeLog = '';
 bridge.stderr!.on('data', (d: Buffer) => (bridgeLog += d.toString()));
 
 // The live view: an independent Kafka client (kcat) tailing the topic.
 await new Promise((r) => setTimeout(r, 1500));
-say(`live view of topic ${TOPIC} (partition  key  event):`);
+say(`live view of topic ${TOPIC} (partition  key  handle  PDS  event):`);
 const view = spawn('kcat', ['-b', broker.bootstrap, '-t', TOPIC, '-C', '-q', '-J', '-o', 'beginning'], { stdio: ['ignore', 'pipe', 'ignore'] });
 children.push(view);
 let seen = 0;
@@ -46,6 +53,9 @@ createInterface({ input: view.stdout! }).on('line', (line) => {
   const v = JSON.parse(m.payload);
   seen++;
   let what: string;
+  // Who: the verified handle and PDS from eventMetadata (null when the identity could not be resolved in time).
+  const meta = v.eventMetadata as { handle?: string; pdsHost?: string } | null;
+  const who = meta ? `${(meta.handle ?? '').slice(0, 28).padEnd(28)} ${(meta.pdsHost ?? '').replace(/^https?:\/\//, '').slice(0, 34).padEnd(34)}` : `${'(no metadata)'.padEnd(28)} ${''.padEnd(34)}`;
   if (v.operation) {
     const text = typeof v.operation.record?.text === 'string' ? `  "${v.operation.record.text.replace(/\s+/g, ' ').slice(0, 50)}"` : '';
     what = `${v.operation.action.padEnd(6)} ${v.operation.collection}/${v.operation.rkey}${text}`;
@@ -53,7 +63,7 @@ createInterface({ input: view.stdout! }).on('line', (line) => {
   else if (v.account) what = `account active=${v.account.active}${v.account.status ? ` status=${v.account.status}` : ''}`;
   else if (v.sync) what = `sync rev=${v.sync.rev}`;
   else what = `info ${v.info?.name}`;
-  process.stdout.write(`${String(m.partition).padStart(3)}  ${m.key.padEnd(32)}  ${what}\n`);
+  process.stdout.write(`${String(m.partition).padStart(3)}  ${m.key.padEnd(32)}  ${who}  ${what}\n`);
 });
 
 const stop = Promise.withResolvers<void>();

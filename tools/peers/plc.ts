@@ -26,6 +26,13 @@ const { values: args } = parseArgs({
     'created-at': { type: 'string', default: '2023-05-01T12:00:00.000Z' },
     'rotation-key': { type: 'string' },
     'exit-with-stdin': { type: 'boolean', default: false },
+    /**
+     * Also answer GET /handle/<handle>/.well-known/atproto-did for the seeded
+     * documents' handles: a stand-in for the handles' own web servers, which are
+     * on the internet (for `npm run demo` on a machine without it; tests use a
+     * server of their own so they can also make handles fail).
+     */
+    'serve-handles': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -229,7 +236,23 @@ async function seededRead(req: IncomingMessage, res: ServerResponse): Promise<bo
   return true;
 }
 
+const didByHandle = new Map<string, string>();
+if (args['serve-handles']) {
+  for (const [did] of seeded) {
+    const doc = db.contents[did]![0]!.operation as unknown as { alsoKnownAs?: string[] };
+    const aka = doc.alsoKnownAs?.find((a) => a.startsWith('at://'));
+    if (aka !== undefined) didByHandle.set(aka.slice(5).toLowerCase(), did);
+  }
+}
+
 const http = createServer((req, res) => {
+  const handle = /^\/handle\/([^/]+)\/\.well-known\/atproto-did$/.exec(req.url ?? '');
+  if (handle && args['serve-handles']) {
+    const did = didByHandle.get(decodeURIComponent(handle[1]!).toLowerCase());
+    if (did === undefined) res.writeHead(404, { 'content-type': 'text/plain' }).end('no such handle');
+    else res.writeHead(200, { 'content-type': 'text/plain' }).end(did);
+    return;
+  }
   seededRead(req, res).then(
     (done) => {
       if (!done) server.app(req as never, res as never);
