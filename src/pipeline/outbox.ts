@@ -103,7 +103,11 @@ export class Outbox<T> {
     }
     const enricher = this.#o.enricher!;
     // What the event itself says changed is not served from the cache.
-    if (message.action === 'identity' || message.action === 'account') enricher.purgeIdentity(did);
+    if (message.action === 'identity' || message.action === 'account') {
+      enricher.purgeIdentity(did);
+      // The profile view holds the handle too.
+      if (message.action === 'identity') enricher.dropProfile(did);
+    }
     else if (message.collection === 'app.bsky.actor.profile') enricher.dropProfile(did);
 
     const waiting = this.#queues.get(did);
