@@ -74,6 +74,13 @@ function options(broker: TestBroker, topic: string, overrides: Partial<KafkaSink
   };
 }
 
+async function maxMessageBytes(broker: TestBroker, topic: string): Promise<string | null | undefined> {
+  const [d] = await withAdmin(broker, (admin) =>
+    admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['max.message.bytes'] }] }),
+  );
+  return d?.configs.find((c) => c.name === 'max.message.bytes')?.value;
+}
+
 async function withAdmin<R>(broker: TestBroker, fn: (admin: Admin) => Promise<R>): Promise<R> {
   const admin = new Admin({ clientId: 'atkafka-test-admin', bootstrapBrokers: bootstrapList(broker) });
   try {
@@ -174,7 +181,7 @@ describe('Kafka sink: headers and routing', () => {
 
   it('routes to new topics created like the default one, interleaved with it, in per-key order', async () => {
     const base = `route-${Date.now()}`;
-    const s = await sink(base);
+    const s = await sink(base, { maxMessageBytes: 1_000_123 });
     const confirmed = new Set<number>();
     s.onConfirmed((t) => {
       assert.ok(!confirmed.has(t as number), `token ${String(t)} confirmed twice`);
@@ -204,6 +211,7 @@ describe('Kafka sink: headers and routing', () => {
     let total = 0;
     for (const topic of topics) {
       assert.equal(await partitionCount(broker.bootstrap, topic), 8, `${topic} has the default's partition count`);
+      assert.equal(await maxMessageBytes(broker, topic), '1000123', `${topic} has the default's max.message.bytes`);
       const got = await readTopic(broker.bootstrap, topic);
       total += got.length;
       for (const m of got) {

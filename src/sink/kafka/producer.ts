@@ -81,7 +81,10 @@ const CREATE_BACKOFF_MAX_MS = 10_000;
  * wait, in order, then they go as if just sent. Once any message had headers, every produced
  * message is also written to the window's journal, so that a failed one is produced again
  * with its headers (the failure report does not carry them); journals live until no report
- * for their messages can still come.
+ * for their messages can still come. A journal holds references to the values, so while
+ * Kafka does not answer the JS heap keeps up to the in-flight bytes a second time (librdkafka
+ * holds its own copy). Headers cost the JS thread ~0.8 us each in the binding's produce()
+ * (bench/micro/sink-headers.ts), whatever their form.
  */
 export class KafkaSink implements MessageSink {
   #confirmed: (token: unknown) => void = () => {};
@@ -100,6 +103,7 @@ export class KafkaSink implements MessageSink {
   #drainMark = -1;
   #watchingDrain = false;
   #lastCreateLog = 0;
+  #dead = false;
   readonly #lingerMs: number;
   readonly #log: Logger;
   #inFlight = 0;
@@ -483,13 +487,14 @@ export class KafkaSink implements MessageSink {
     this.#logError(err, 'Kafka client error (retrying)');
   }
 
-  /** The sink cannot go on: the handler is told once (the process stops; the cursor is safe). */
+  /** The sink cannot go on: logged and told once (the process stops; the cursor is safe). */
   #die(err: KafkaFatalError): void {
-    const fatal = this.#fatal;
-    if (fatal === undefined) return;
-    this.#fatal = undefined;
+    if (this.#dead) return;
+    this.#dead = true;
     this.#log.fatal({ err: err.message }, 'Kafka sink cannot go on');
-    fatal(err);
+    const fatal = this.#fatal;
+    this.#fatal = undefined;
+    fatal?.(err);
   }
 
   #logError(err: { message: string }, msg: string): void {
