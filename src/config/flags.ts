@@ -125,6 +125,13 @@ export const enrichFlags: FlagSpec[] = [
     help: 'Longest an event waits for its identity lookup; then it is produced without metadata (never dropped)',
   },
   { name: 'enrich-concurrency', kind: 'int', env: ['ATKAFKA_ENRICH_CONCURRENCY'], default: '64', help: 'DIDs looked up at once' },
+  {
+    name: 'identity-cache-entries',
+    kind: 'int',
+    env: ['ATKAFKA_IDENTITY_CACHE_ENTRIES'],
+    default: '100000',
+    help: 'DIDs each identity cache (documents, audit logs, handles, profiles) holds, as the Go version; about 2-4 KB each when full',
+  },
   { name: 'plc-rate-limit', kind: 'int', env: ['ATKAFKA_PLC_RATE_LIMIT'], default: '200', help: 'Requests per second to the PLC host (and to the API host)' },
   {
     name: 'allow-private-identity-hosts',

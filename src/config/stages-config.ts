@@ -13,6 +13,7 @@ export interface StagesConfig {
   apiHost: string | undefined;
   enrichTimeoutMs: number;
   enrichConcurrency: number;
+  identityCacheEntries: number;
   plcRateLimit: number;
   allowPrivateIdentityHosts: boolean;
   dnsServers: string[];
@@ -68,6 +69,8 @@ export function stagesConfig(v: Values): StagesConfig {
   if (enrichTimeoutMs < 10 || enrichTimeoutMs > 60_000) throw new UsageError('--enrich-timeout must be between 10ms and 60s');
   const enrichConcurrency = get<number>(v, 'enrich-concurrency');
   if (enrichConcurrency < 1 || enrichConcurrency > 10_000) throw new UsageError('--enrich-concurrency must be between 1 and 10000');
+  const identityCacheEntries = get<number>(v, 'identity-cache-entries');
+  if (identityCacheEntries < 100 || identityCacheEntries > 10_000_000) throw new UsageError('--identity-cache-entries must be between 100 and 10000000');
   const plcRateLimit = get<number>(v, 'plc-rate-limit');
   if (plcRateLimit < 1 || plcRateLimit > 1_000_000) throw new UsageError('--plc-rate-limit must be between 1 and 1000000');
   const dnsServers = list(v, 'dns-servers');
@@ -106,6 +109,7 @@ export function stagesConfig(v: Values): StagesConfig {
     apiHost,
     enrichTimeoutMs,
     enrichConcurrency,
+    identityCacheEntries,
     plcRateLimit,
     allowPrivateIdentityHosts: get<boolean>(v, 'allow-private-identity-hosts'),
     dnsServers,

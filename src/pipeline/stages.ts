@@ -34,6 +34,7 @@ export function buildStages<T>(config: StagesConfig, opts: { source: string; def
       plcRateLimit: config.plcRateLimit,
       apiRateLimit: config.plcRateLimit,
       maxConcurrentLookups: config.enrichConcurrency,
+      cacheEntries: config.identityCacheEntries,
       allowPrivateAddresses: config.allowPrivateIdentityHosts,
       resolveTxt,
       wellKnownUrl: (handle) => config.handleWellKnownUrl.replace('{handle}', handle),

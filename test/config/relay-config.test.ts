@@ -31,6 +31,7 @@ describe('relay configuration', () => {
       apiHost: undefined,
       enrichTimeoutMs: 1000,
       enrichConcurrency: 64,
+      identityCacheEntries: 100_000,
       plcRateLimit: 200,
       allowPrivateIdentityHosts: false,
       dnsServers: [],
