@@ -38,6 +38,15 @@ export interface TopicRouterOptions {
   onOverflow: (wanted: string) => void;
 }
 
+/**
+ * A record collection as the lexicon defines an NSID: letters, digits and
+ * hyphens in dot-separated segments. Such a name is already a valid Kafka
+ * topic name and has no `_`, so two collections can never collide in Kafka's
+ * eyes (it treats `.` and `_` alike); anything else in a hostile stream could,
+ * and a topic Kafka refuses to create stops the producer.
+ */
+const NSID = /^[a-zA-Z]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z]([a-zA-Z0-9-]*[a-zA-Z0-9])?){2,}$/;
+
 /** Expands and memoises (bounded by maxTopics, then by the fallback). */
 export function topicRouter(opts: TopicRouterOptions): (kind: string, collection: string) => string {
   const byKind = new Map<string, Map<string, string>>();
@@ -48,6 +57,10 @@ export function topicRouter(opts: TopicRouterOptions): (kind: string, collection
     if (byCollection === undefined) byKind.set(kind, (byCollection = new Map()));
     let topic = byCollection.get(collection);
     if (topic === undefined) {
+      if (collection !== '' && (collection.length > 317 || !NSID.test(collection))) {
+        if (overflowed++ % 1000 === 0) opts.onOverflow(collection);
+        return opts.fallback;
+      }
       const values: Record<string, string> = { kind, collection: collection === '' ? kind : collection, source: opts.source };
       const wanted = opts.sanitize(opts.template.replace(/\{(kind|collection|source)\}/g, (_, n: string) => values[n]!));
       if (topics.has(wanted) || topics.size < opts.maxTopics) {

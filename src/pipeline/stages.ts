@@ -52,7 +52,7 @@ export function buildStages<T>(config: StagesConfig, opts: { source: string; def
           maxTopics: MAX_ROUTED_TOPICS,
           fallback: opts.defaultTopic,
           onOverflow: (wanted) =>
-            log.warn({ wanted, fallback: opts.defaultTopic, maxTopics: MAX_ROUTED_TOPICS }, 'topic template reached its topic limit; producing to --output-topic instead'),
+            log.warn({ wanted, fallback: opts.defaultTopic, maxTopics: MAX_ROUTED_TOPICS }, 'topic template: a collection that is no NSID, or past the topic limit; producing to --output-topic instead (rate-limited: 1 in 1000)'),
         });
   return {
     enricher,

@@ -64,6 +64,14 @@ describe('topic templates', () => {
     assert.deepEqual(told, ['t.com.example.c3', 't.com.example.c1003']);
   });
 
+  it('a collection that is no NSID never names a topic (after sanitising it could collide with a real one)', () => {
+    const told: string[] = [];
+    const route = topicRouter({ template: 'atproto.{collection}', source: 'relay', sanitize, maxTopics: 100, fallback: 'fallback', onOverflow: (w) => told.push(w) });
+    for (const bad of ['app_bsky.feed.post', 'app.bsky', 'a.b.c!', 'app.bsky.feed.post ', '.app.bsky.x']) assert.equal(route('commit', bad), 'fallback', bad);
+    assert.equal(route('commit', 'app.bsky.feed.post'), 'atproto.app.bsky.feed.post');
+    assert.equal(told[0], 'app_bsky.feed.post');
+  });
+
   it('checks templates', () => {
     checkTopicTemplate('atproto.{collection}');
     for (const bad of ['atproto', 'a.{did}', 'a.{kind', 'a.kind}.{kind}']) assert.throws(() => checkTopicTemplate(bad), TopicTemplateError, bad);
