@@ -14,7 +14,9 @@ import { parseArgs } from 'node:util';
 
 import { pino } from 'pino';
 
-import { RelayPipeline } from '../src/pipeline/relay-pipeline.ts';
+import { Enricher } from '../src/enrich/index.ts';
+import { collectionFilter } from '../src/filter/index.ts';
+import { RelayPipeline, type RelayPipelineOptions } from '../src/pipeline/relay-pipeline.ts';
 import { createKafkaSink } from '../src/sink/kafka/index.ts';
 import type { KafkaSinkOptions } from '../src/sink/kafka/types.ts';
 import { readFramesFile } from '../src/replay/index.ts';
@@ -27,6 +29,8 @@ const { values } = parseArgs({
     'kafka-option': { type: 'string', multiple: true, default: [] },
     warmup: { type: 'string', default: '150000' },
     partitions: { type: 'string', default: '200' },
+    /** Which of the stage cases (issue 7) to run after the plain ones: enrich-warm, enrich-cold, filter; 'none' for none. */
+    cases: { type: 'string', default: 'enrich-warm,enrich-cold,filter' },
   },
 });
 const CORPUS = fileURLToPath(new URL('../test/fixtures/corpus/frames.bin.zst', import.meta.url));
@@ -121,10 +125,11 @@ interface Result {
 
 const MAX_IN_FLIGHT = Number(process.env.MAX_IN_FLIGHT ?? 10_000); // the CLI default
 const DECODE_THREADS = Number(process.env.DECODE_THREADS ?? 1); // the CLI default
+const HEADERS = process.env.BENCH_HEADERS !== '0'; // the CLI default: on
 // One topic for both runs, so the steady run measures a warm topic (leaders known), like production.
 const sink = await createKafkaSink(kafkaOptions(`bench-${Date.now()}`), log, MAX_IN_FLIGHT);
 
-async function run(relayArgs: string[], frames: number): Promise<Result> {
+async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelineOptions, 'stages' | 'collections'> = {}): Promise<Result> {
   const relay = await startRelay([...relayArgs, '--limit', String(frames)]);
   const latencies = new Float64Array(frames);
   let confirmed = 0;
@@ -146,6 +151,9 @@ async function run(relayArgs: string[], frames: number): Promise<Result> {
     userAgent: 'atkafka-bench',
     sink,
     logger: log,
+    collections: extra.collections,
+    // The CLI default is headers on; BENCH_HEADERS=0 measures without them.
+    stages: { headers: HEADERS, ...extra.stages },
     onEventConfirmed: (ms) => {
       if (confirmed === 0) firstAt = performance.now() - ms;
       latencies[confirmed++] = ms;
@@ -200,7 +208,7 @@ const pct = (a: Float64Array, p: number) => a[Math.min(a.length - 1, Math.floor(
 
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 console.log(`input: ${CORPUS} (${framesPerLoop} frames, ${opsPerLoop} ops) looped ${loops} times`);
-console.log(`bridge: ${DECODE_THREADS} decode thread(s), ${MAX_IN_FLIGHT} in flight, ${values.partitions} partitions, zstd 1, linger 20 ms${values['kafka-option'].length ? `, ${values['kafka-option'].join(' ')}` : ''}`);
+console.log(`bridge: ${DECODE_THREADS} decode thread(s), ${MAX_IN_FLIGHT} in flight, ${values.partitions} partitions, zstd 1, linger 20 ms, headers ${HEADERS ? 'on' : 'off'}${values['kafka-option'].length ? `, ${values['kafka-option'].join(' ')}` : ''}`);
 
 // 1. Throughput: as fast as the bridge and the broker go.
 const frames = loops * framesPerLoop;
@@ -231,6 +239,63 @@ console.log(`  CPU              ${((s.cpuSeconds / s.events) * 1e6).toFixed(1)} 
 console.log(`  other CPU        broker ${cpuPerMillion(s.brokerCpuSeconds, s.events)}, replay relay ${cpuPerMillion(s.relayCpuSeconds, s.events)} s per million events`);
 console.log(`  peak RSS         ${s.peakRssMb.toFixed(0)} MB`);
 
+// 3. The shared stages (issue 7), each against the plain max-throughput figure above, same input and size.
+const cases = new Set(values.cases.split(',').map((c) => c.trim()));
+const report = (name: string, r: Result, per: number) => {
+  const rate = (ops * per) / r.seconds;
+  console.log(`\n${name}: ${ops.toLocaleString()} ops in ${r.seconds.toFixed(1)} s`);
+  console.log(`  ops/s            ${Math.round(rate).toLocaleString()} (${((rate / opsPerSec) * 100).toFixed(0)}% of plain)`);
+  console.log(`  frames/s         ${Math.round(frames / r.seconds).toLocaleString()} (plain ${Math.round(frames / t.seconds).toLocaleString()})`);
+  console.log(`  latency p50/p99  ${pct(r.latencies, 50).toFixed(1)} / ${pct(r.latencies, 99).toFixed(1)} ms (max ${pct(r.latencies, 100).toFixed(1)})`);
+  console.log(`  CPU              ${((r.cpuSeconds / ops) * 1e6).toFixed(1)} s per million ops`);
+  console.log(`  peak RSS         ${r.peakRssMb.toFixed(0)} MB`);
+};
+if (cases.has('enrich-warm') || cases.has('enrich-cold')) {
+  // A PLC stand-in in its own process (its CPU is not the bridge's) serving the capture's real documents.
+  for (const [name, delayMs, cacheEntries] of [
+    ['enrich-warm', 0, 100_000],
+    ['enrich-cold', 20, 1],
+  ] as const) {
+    if (!cases.has(name)) continue;
+    const plc = await startPlcStandIn(delayMs);
+    const enricher = new Enricher({
+      plcHost: plc.url,
+      logger: log,
+      cacheEntries,
+      // Handles are checked against the stand-in too (no DNS: these machines have no network).
+      resolveTxt: () => Promise.reject(Object.assign(new Error('no DNS here'), { code: 'ENOTFOUND' })),
+      wellKnownUrl: (handle) => `${plc.url}/handle/${handle}`,
+      allowPrivateAddresses: true,
+    });
+    // Warm: one pass over the capture's 148 DIDs fills the cache, as in any running deployment.
+    if (cacheEntries > 1) await run([], framesPerLoop * 2, { stages: { enricher, enrich: true, deadlineMs: 1000 } });
+    const r = await run([], frames, { stages: { enricher, enrich: true, deadlineMs: 1000 } });
+    report(
+      name === 'enrich-warm'
+        ? 'enrichment on, warm cache (every DID cached)'
+        : 'enrichment on, cold cache (1-entry caches: every event asks a PLC answering in 20 ms, 200 req/s limit, 1 s deadline)',
+      r,
+      1,
+    );
+    enricher.close();
+    plc.stop();
+  }
+}
+if (cases.has('filter')) {
+  const r = await run([], frames, { collections: collectionFilter('watched', ['app.bsky.feed.post']) });
+  report('--watched-collections app.bsky.feed.post (ops/s counts ops read, most dropped before formatting)', r, 1);
+}
+
 await sink.close();
 await broker?.stop();
 process.exit(0);
+
+async function startPlcStandIn(delayMs: number): Promise<{ url: string; stop: () => void }> {
+  const script = fileURLToPath(new URL('./plc-stand-in.ts', import.meta.url));
+  const child = spawn(process.execPath, [script, String(delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
+    child.once('exit', (code) => reject(new Error(`plc stand-in exited ${code}`)));
+  });
+  return { url, stop: () => child.kill('SIGTERM') };
+}

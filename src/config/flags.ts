@@ -169,6 +169,13 @@ export const enrichFlags: FlagSpec[] = [
     help: "Epoch (unix ms) of Osprey action_id snowflakes; Osprey's compose uses 1420070400000",
   },
   {
+    name: 'kafka-headers',
+    kind: 'bool',
+    env: ['ATKAFKA_KAFKA_HEADERS'],
+    default: 'true',
+    help: 'Kafka headers kind, collection, action, seq, source on every message; false saves the producer about 4 us of CPU per message',
+  },
+  {
     name: 'topic-template',
     kind: 'string',
     env: ['ATKAFKA_TOPIC_TEMPLATE'],

@@ -21,6 +21,7 @@ export interface StagesConfig {
   didWebUrl: string;
   osprey: { workerId: number; epochMs: number } | undefined;
   topicTemplate: string | undefined;
+  kafkaHeaders: boolean;
 }
 
 export const DEFAULT_PLC_HOST = 'https://plc.directory';
@@ -117,6 +118,7 @@ export function stagesConfig(v: Values): StagesConfig {
     didWebUrl,
     osprey,
     topicTemplate: template === '' ? undefined : template,
+    kafkaHeaders: get<boolean>(v, 'kafka-headers'),
   };
 }
 

@@ -31,6 +31,8 @@ export interface OutboxOptions<T> {
   deadlineMs: number;
   /** Wrap messages in Osprey's envelope, with ids from here. */
   osprey: Snowflake | undefined;
+  /** Kafka headers (kind, collection, action, seq, source) on every message. */
+  headers: boolean;
   /** The topic of each message; undefined: the sink's default topic. */
   topicFor: ((kind: string, collection: string) => string) | undefined;
   /** A message that will not be produced (a filter left it out): its token is done as if Kafka confirmed it. */
@@ -226,11 +228,16 @@ export class Outbox<T> {
     if (o.osprey !== undefined) value = ospreyEnvelope(value, action, o.osprey.nextString(), time, new Date());
     const isOp = action.startsWith(OP_PREFIX);
     const kind = isOp ? 'commit' : action;
+    const topic = o.topicFor?.(kind, collection);
+    if (!o.headers) {
+      o.sink.send(did, value, token, topic === undefined ? undefined : { topic });
+      return;
+    }
     const headers: MessageHeader[] = isOp
       ? [{ kind }, { collection }, { action: action.slice(OP_PREFIX.length) }, { seq: String(seq) }, { source: o.source }]
       : seq === undefined
         ? [{ kind }, { source: o.source }]
         : [{ kind }, { seq: String(seq) }, { source: o.source }];
-    o.sink.send(did, value, token, { topic: o.topicFor?.(kind, collection), headers });
+    o.sink.send(did, value, token, { topic, headers });
   }
 }

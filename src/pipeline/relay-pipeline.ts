@@ -46,7 +46,7 @@ export interface RelayPipelineOptions {
   /** Ops of other collections are dropped before they are decoded (the cursor still passes them). */
   collections?: CollectionFilter;
   /** The stages after decoding (service filter, enrichment, envelope, routing); the defaults do none. */
-  stages?: Partial<Pick<OutboxOptions<Ticket | null>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor'>>;
+  stages?: Partial<Pick<OutboxOptions<Ticket | null>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor' | 'headers'>>;
   logger: Logger;
   /** Called with each event's read-to-confirmed latency in ms (benchmarks). */
   onEventConfirmed?: (latencyMs: number) => void;
@@ -114,6 +114,7 @@ export class RelayPipeline {
       deadlineMs: stages.deadlineMs ?? 1000,
       osprey: stages.osprey,
       topicFor: stages.topicFor,
+      headers: stages.headers ?? true,
       onDropped: (ticket) => this.#confirmed(ticket),
       logger: opts.logger.child({ component: 'enrich' }),
     });

@@ -12,7 +12,7 @@ import type { OutboxOptions } from './outbox.ts';
 /** Distinct topics a --topic-template may create before new ones fall back to --output-topic. */
 export const MAX_ROUTED_TOPICS = 1000;
 
-export type Stages<T> = Pick<OutboxOptions<T>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor'>;
+export type Stages<T> = Pick<OutboxOptions<T>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor' | 'headers'>;
 
 /** The shared stages of a source, built from the validated config. */
 export function buildStages<T>(config: StagesConfig, opts: { source: string; defaultTopic: string; userAgent: string; logger: Logger }): Stages<T> & { close(): void } {
@@ -61,6 +61,7 @@ export function buildStages<T>(config: StagesConfig, opts: { source: string; def
     deadlineMs: config.enrichTimeoutMs,
     osprey: config.osprey === undefined ? undefined : new Snowflake({ epochMs: config.osprey.epochMs, workerId: config.osprey.workerId }),
     topicFor,
+    headers: config.kafkaHeaders,
     close: () => enricher?.close(),
   };
 }

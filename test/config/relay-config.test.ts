@@ -39,6 +39,7 @@ describe('relay configuration', () => {
       didWebUrl: 'https://{host}/.well-known/did.json',
       osprey: undefined,
       topicTemplate: undefined,
+      kafkaHeaders: true,
     });
   });
 

@@ -102,6 +102,7 @@ function setup(over: Partial<OutboxOptions<number>> = {}) {
     deadlineMs: 200,
     osprey: undefined,
     topicFor: undefined,
+    headers: true,
     onDropped: (t) => dropped.push(t),
     logger: pino({ level: 'silent' }),
     ...over,
