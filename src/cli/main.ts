@@ -1,11 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
 
 import { formatHelp, parseArgs, resolveFlags, UsageError, type FlagSpec } from './flags.ts';
-import { enrichFlags, firehoseFlags, globalFlags, kafkaFlags, relayFlags, replayFlags } from '../config/flags.ts';
+import { enrichFlags, firehoseFlags, globalFlags, kafkaFlags, reconnectFlags, relayFlags, replayFlags, tapFlags } from '../config/flags.ts';
 import { checkLogLevel } from '../config/checks.ts';
 import { relayConfig } from '../config/relay-config.ts';
+import { tapConfig } from '../config/tap-config.ts';
 import { runRelay } from './run-relay.ts';
 import { runReplay } from './run-replay.ts';
+import { runTap } from './run-tap.ts';
 
 interface Command {
   path: string[];
@@ -45,15 +47,29 @@ const commands: Command[] = [
     groups: [{ title: 'Replay', flags: replayFlags }, { title: 'Global', flags: globalFlags.filter((f) => f.name === 'debug') }],
     run: (v) => runReplay(v as never),
   },
-  { path: ['firehose', 'tap'], usage: 'atkafka firehose tap', description: 'Tap source', groups: [], notYet: true },
+  {
+    path: ['firehose', 'tap'],
+    usage: 'atkafka firehose tap [flags]',
+    description:
+      "Reads Tap (indigo's network backfill and sync service, its /channel) and produces one Kafka message per\n" +
+      'record event and identity event, keyed by DID; acknowledges each event to Tap only once Kafka confirmed it,\n' +
+      'so Tap sends again whatever was not: nothing is lost across crashes and outages (at least once).\n\n' +
+      'Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration, 130 a second SIGINT/SIGTERM.',
+    groups: [
+      // The Go version takes the firehose flags (--relay-host too) before either subcommand.
+      { title: 'Tap', flags: [...tapFlags, ...reconnectFlags, ...firehoseFlags] },
+      { title: 'Enrichment, Osprey and routing', flags: enrichFlags },
+      { title: 'Kafka', flags: kafkaFlags },
+      { title: 'Global', flags: globalFlags },
+    ],
+    run: (v) => runTap(tapConfig(v as never)),
+  },
   { path: ['ozone-events'], usage: 'atkafka ozone-events', description: 'Ozone moderation events', groups: [], notYet: true },
 ];
 
 /** Every ATKAFKA_* name any command reads, so a typo is caught wherever it is set. */
 const knownEnv = new Set([
-  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags, ...enrichFlags].flatMap((f) => f.env),
-  'ATKAFKA_TAP_HOST',
-  'ATKAFKA_DISABLE_ACKS',
+  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags, ...enrichFlags, ...tapFlags].flatMap((f) => f.env),
   'ATKAFKA_OZONE_PDS_HOST',
   'ATKAFKA_OZONE_IDENTIFIER',
   'ATKAFKA_OZONE_PASSWORD',

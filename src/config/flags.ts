@@ -84,7 +84,13 @@ export const firehoseFlags: FlagSpec[] = [
     env: ['ATKAFKA_API_HOST'],
     help: 'AppView for profiles in eventMetadata (e.g. https://public.api.bsky.app); empty: profile is null',
   },
-  { name: 'tap-workers', kind: 'int', env: ['ATKAFKA_TAP_WORKERS'], notYet: true, help: 'Tap workers' },
+  {
+    name: 'tap-workers',
+    kind: 'int',
+    env: ['ATKAFKA_TAP_WORKERS'],
+    default: '10',
+    help: "Accepted for the Go version's command lines; atkafka handles Tap events on one thread (parsing is cheap) and bounds what is in flight with --max-in-flight",
+  },
   {
     name: 'osprey-compatible',
     kind: 'bool',
@@ -183,6 +189,31 @@ export const enrichFlags: FlagSpec[] = [
   },
 ];
 
+/** `atkafka firehose tap`: the Go version's two, and Tap's admin password. */
+export const tapFlags: FlagSpec[] = [
+  { name: 'tap-host', kind: 'string', env: ['ATKAFKA_TAP_HOST'], default: 'ws://localhost:2480', help: 'Tap to read events from (ws://, wss://, http://, https://); its /channel' },
+  {
+    name: 'disable-acks',
+    kind: 'bool',
+    env: ['ATKAFKA_DISABLE_ACKS'],
+    default: 'false',
+    help: 'Send no acks: Tap then counts a socket write as delivered, so a crash or a Kafka outage loses events',
+  },
+  {
+    name: 'tap-admin-password',
+    kind: 'string',
+    env: ['ATKAFKA_TAP_ADMIN_PASSWORD'],
+    secret: true,
+    help: "Tap's admin password (TAP_ADMIN_PASSWORD; HTTP Basic, user admin); prefer the env var; never logged",
+  },
+];
+
+/** Reconnecting, for every websocket source. */
+export const reconnectFlags: FlagSpec[] = [
+  { name: 'reconnect-backoff', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF'], default: '1s', help: 'First reconnect delay (doubles, jittered)' },
+  { name: 'reconnect-backoff-max', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF_MAX'], default: '30s', help: 'Longest reconnect delay' },
+];
+
 /** New in this version: what losslessness needs. */
 export const relayFlags: FlagSpec[] = [
   {
@@ -213,8 +244,7 @@ export const relayFlags: FlagSpec[] = [
     default: '60s',
     help: 'Reconnect when the relay sends nothing for this long (not counted while paused by backpressure); 0 disables',
   },
-  { name: 'reconnect-backoff', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF'], default: '1s', help: 'First reconnect delay (doubles, jittered)' },
-  { name: 'reconnect-backoff-max', kind: 'duration', env: ['ATKAFKA_RECONNECT_BACKOFF_MAX'], default: '30s', help: 'Longest reconnect delay' },
+  ...reconnectFlags,
   {
     name: 'decode-threads',
     kind: 'int',

@@ -69,3 +69,37 @@ export function formatSync(evt: SyncEvent, commit: string | null): string {
     sync: { seq: evt.seq, rev: evt.rev, commit },
   });
 }
+
+/**
+ * A record op from a source that says more about it (Tap: whether it is live
+ * or backfill, and the repo revision): the at-kafka shape with `rev` and
+ * `live` after `record`. Consumers of the Go shape ignore the extra fields.
+ */
+export function formatOperationWith(did: string, time: string, op: RecordOp, extra: { rev: string; live: boolean }): string {
+  return JSON.stringify({
+    did,
+    timestamp: time,
+    eventMetadata: null,
+    operation: {
+      action: op.action,
+      collection: op.collection,
+      rkey: op.rkey,
+      uri: `at://${did}/${op.collection}/${op.rkey}`,
+      cid: op.cid,
+      path: op.path,
+      record: op.record,
+      rev: extra.rev,
+      live: extra.live,
+    },
+  });
+}
+
+/** An identity event that also says whether the account is active (Tap); `seq` is the upstream event id. */
+export function formatIdentityState(did: string, time: string, seq: number, handle: string, active: boolean, status: string): string {
+  return JSON.stringify({
+    did,
+    timestamp: time,
+    eventMetadata: null,
+    identity: { seq, handle, active, status },
+  });
+}

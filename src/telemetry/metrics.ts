@@ -274,3 +274,45 @@ new Gauge({
 export function enrichmentWaiting(count: number): void {
   parkedNow = count;
 }
+
+// Tap mode (the first three are the Go version's names).
+const acksSent = new Counter({
+  name: 'atkafka_acks_sent',
+  help: 'Acks sent to Tap, each after Kafka confirmed every message of its event (ok); an ack that found no open socket waits for the next one',
+  labelNames: ['status'] as const,
+  registers: [registry],
+});
+const acksOk = acksSent.labels('ok');
+export function tapAckSent(status: 'ok'): void {
+  if (status === 'ok') acksOk.inc();
+}
+let tapOpen: () => number = () => 0;
+let tapUnsent: () => number = () => 0;
+new Gauge({
+  name: 'atkafka_tap_event_buffer_size',
+  help: 'Tap events received and not yet acknowledged (waiting for an identity or for Kafka)',
+  registers: [registry],
+  collect() {
+    this.set(tapOpen());
+  },
+});
+new Gauge({
+  name: 'atkafka_tap_ack_event_buffer_size',
+  help: 'Acks of confirmed Tap events waiting for a connection to be sent on',
+  registers: [registry],
+  collect() {
+    this.set(tapUnsent());
+  },
+});
+export function tapBuffersFrom(open: () => number, unsent: () => number): void {
+  tapOpen = open;
+  tapUnsent = unsent;
+}
+const tapConnected = new Gauge({ name: 'atkafka_tap_connected', help: "1 while Tap's /channel websocket is open", registers: [registry] });
+export function tapConnection(open: boolean): void {
+  tapConnected.set(open ? 1 : 0);
+}
+const tapReconnects = new Counter({ name: 'atkafka_tap_reconnects', help: 'Reconnects to Tap, by reason', labelNames: ['reason'] as const, registers: [registry] });
+export function tapReconnect(reason: string): void {
+  tapReconnects.labels(reason).inc();
+}

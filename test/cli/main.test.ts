@@ -126,14 +126,16 @@ describe('atkafka command line', () => {
     assertUsageError(atkafka(['firehose', 'relay', 'extra'], KAFKA), /^atkafka: unexpected argument "extra"$/);
   });
 
-  test('--tap-workers (a Go flag of a mode not implemented yet): exit 2 "not implemented", by flag or env', () => {
-    assertUsageError(atkafka(['firehose', 'relay', '--tap-workers', '4'], KAFKA), /^atkafka: --tap-workers .*not implemented/);
-    assertUsageError(atkafka(['firehose', 'relay'], { ...KAFKA, ATKAFKA_TAP_WORKERS: '4' }), /^atkafka: ATKAFKA_TAP_WORKERS .*not implemented/);
+  test('Tap flags: a bad --tap-host or --tap-workers is exit 2, and a password in the URL is refused without echoing it', () => {
+    assertUsageError(atkafka(['firehose', 'tap', '--tap-host', 'ftp://tap'], KAFKA), /^atkafka: --tap-host: "ftp:\/\/tap" must start with ws:\/\//);
+    assertUsageError(atkafka(['firehose', 'tap'], { ...KAFKA, ATKAFKA_TAP_WORKERS: '0' }), /^atkafka: --tap-workers must be between 1 and 10000$/);
+    const run = atkafka(['firehose', 'tap', '--tap-host', 'ws://admin:hunter2@tap:2480'], KAFKA);
+    assertUsageError(run, /^atkafka: --tap-host: give the admin password with ATKAFKA_TAP_ADMIN_PASSWORD, not in the URL$/);
+    assert.ok(!run.stderr.includes('hunter2'));
   });
 
   test('unknown and not-yet-implemented commands: exit 2', () => {
     assertUsageError(atkafka(['frobnicate']), /^atkafka: unknown command "frobnicate"$/);
-    assertUsageError(atkafka(['firehose', 'tap'], KAFKA), /^atkafka: "atkafka firehose tap" is not implemented in this version yet$/);
     assertUsageError(atkafka(['ozone-events']), /not implemented/);
   });
 

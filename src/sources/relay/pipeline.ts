@@ -1,15 +1,15 @@
-import { CursorFileError, CursorFileInvalid, loadCursor, sameRelay, saveCursor } from '../checkpoint/cursor-file.ts';
-import { Watermark, type Ticket } from '../checkpoint/watermark.ts';
-import { createFrameDecoder, type FrameDecoder } from '../decode/decoder.ts';
-import type { DecodedEvent, DecodedFrame, Skipped } from '../decode/relay-frame.ts';
-import { UNKNOWN_KEY } from '../format/atkafka.ts';
-import type { MessageSink } from '../sink/kafka/types.ts';
-import type { CollectionFilter } from '../filter/collections.ts';
-import { Outbox, type OutboxOptions } from './outbox.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import * as metrics from '../telemetry/metrics.ts';
-import { redactUrl } from '../telemetry/redact.ts';
-import { FatalStreamError, RelaySubscription } from '../sources/relay/subscription.ts';
+import { CursorFileError, CursorFileInvalid, loadCursor, sameRelay, saveCursor } from '../../checkpoint/cursor-file.ts';
+import { Watermark, type Ticket } from '../../checkpoint/watermark.ts';
+import { createFrameDecoder, type FrameDecoder } from '../../decode/decoder.ts';
+import type { DecodedEvent, DecodedFrame, Skipped } from '../../decode/relay-frame.ts';
+import { UNKNOWN_KEY } from '../../format/atkafka.ts';
+import type { MessageSink } from '../../sink/kafka/types.ts';
+import type { CollectionFilter } from '../../filter/collections.ts';
+import { PipelineCore, type StageOptions } from '../../pipeline/core.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import * as metrics from '../../telemetry/metrics.ts';
+import { redactUrl } from '../../telemetry/redact.ts';
+import { FatalStreamError, subscribeUrl, WsSubscription } from '../common/ws-subscription.ts';
 
 /** Frame bytes the decoder may have queued: plenty to keep it busy, and a bound on memory whatever the frame sizes. */
 export const DECODE_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -46,7 +46,7 @@ export interface RelayPipelineOptions {
   /** Ops of other collections are dropped before they are decoded (the cursor still passes them). */
   collections?: CollectionFilter;
   /** The stages after decoding (service filter, enrichment, envelope, routing); the defaults do none. */
-  stages?: Partial<Pick<OutboxOptions<Ticket | null>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor' | 'headers'>>;
+  stages?: Partial<StageOptions<Ticket>>;
   logger: Logger;
   /** Called with each event's read-to-confirmed latency in ms (benchmarks). */
   onEventConfirmed?: (latencyMs: number) => void;
@@ -76,9 +76,9 @@ export class RelayPipeline {
   readonly #opts: RelayPipelineOptions;
   readonly #log: Logger;
   #watermark!: Watermark;
-  #subscription!: RelaySubscription;
+  #subscription!: WsSubscription;
   #decoder!: FrameDecoder;
-  readonly #outbox: Outbox<Ticket | null>;
+  readonly #core: PipelineCore<Ticket>;
   /** Highest trusted seq handed to the sink (or skipped on purpose): where a reconnect resumes. */
   #lastSeq: number | undefined;
   /** #lastSeq when this connection opened: a seq at or below it is a replay of what this process has. */
@@ -103,20 +103,17 @@ export class RelayPipeline {
   constructor(opts: RelayPipelineOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
-    opts.sink.onConfirmed((ticket) => this.#confirmed(ticket as Ticket | null));
-    const stages = opts.stages ?? {};
-    this.#outbox = new Outbox<Ticket | null>({
-      sink: opts.sink as MessageSink<Ticket | null>,
+    this.#core = new PipelineCore<Ticket>({
       source: 'relay',
-      enricher: stages.enricher,
-      enrich: stages.enrich ?? false,
-      keepService: stages.keepService,
-      deadlineMs: stages.deadlineMs ?? 1000,
-      osprey: stages.osprey,
-      topicFor: stages.topicFor,
-      headers: stages.headers ?? true,
-      onDropped: (ticket) => this.#confirmed(ticket),
-      logger: opts.logger.child({ component: 'enrich' }),
+      sink: opts.sink,
+      maxInFlight: opts.maxInFlight,
+      maxInFlightBytes: opts.maxInFlightBytes,
+      stages: opts.stages ?? {},
+      // The relay's policy: an ordered watermark of completed events, saved as the cursor.
+      tracker: { seal: (t) => this.#watermark.seal(t), confirm: (t) => this.#watermark.confirm(t) },
+      onProgress: () => this.#progress(),
+      logger: opts.logger,
+      onEventConfirmed: opts.onEventConfirmed,
     });
   }
 
@@ -125,7 +122,7 @@ export class RelayPipeline {
       connected: this.#subscription?.connected ?? false,
       cursor: this.#watermark?.value,
       lastSeq: this.#lastSeq,
-      inFlight: this.#inFlight(),
+      inFlight: this.#core.inFlight,
       paused: this.#paused,
     };
   }
@@ -149,19 +146,23 @@ export class RelayPipeline {
     });
     const decoder = this.#decoder;
     metrics.decodeBacklogFrom(() => decoder.pending);
-    this.#subscription = new RelaySubscription({
-      relayHost: opts.relayHost,
-      cursor: async () => {
+    this.#subscription = new WsSubscription({
+      name: 'relay',
+      messages: 'binary',
+      url: async () => {
         // Frames of the old connection still being decoded come first: resume after the last of them.
         await this.#decoder.drained();
         this.#reconnected = true;
         this.#connectedAt = this.#lastSeq;
         this.#suspectSeq = undefined;
-        return this.#lastSeq;
+        return subscribeUrl(opts.relayHost, this.#lastSeq);
       },
+      onConnection: (open) => metrics.relayConnection(open),
+      onReconnect: (reason) => metrics.relayReconnect(reason),
+      onOversize: () => metrics.relayOversizeFrame(),
       // An error frame may still be in the decoder when the relay closes after it: act on it first.
       settle: () => this.#decoder.drained(),
-      onFrame: (frame) => this.#onFrame(frame),
+      onMessage: (frame) => this.#onFrame(frame),
       stallTimeoutMs: opts.stallTimeoutMs,
       backoffInitialMs: opts.backoffInitialMs,
       backoffMaxMs: opts.backoffMaxMs,
@@ -186,10 +187,7 @@ export class RelayPipeline {
     }
     // Stopped reading: everything read is decoded, past the stages and confirmed by Kafka before the final save.
     await this.#decoder.drained();
-    await this.#outbox.idle();
-    this.#outbox.close();
-    this.#log.info({ inFlight: opts.sink.inFlight }, 'draining Kafka');
-    await opts.sink.flush();
+    await this.#core.drain();
     await this.#decoder.close();
     await this.#saveCursor();
     this.#log.info({ cursor: this.#watermark.value }, 'relay pipeline stopped');
@@ -220,16 +218,7 @@ export class RelayPipeline {
 
   /** Kafka can take another message. */
   #room(): boolean {
-    return this.#inFlight() < this.#opts.maxInFlight && this.#inFlightBytes() < this.#opts.maxInFlightBytes;
-  }
-
-  /** Messages handed on and not confirmed: waiting for an identity or for Kafka. */
-  #inFlight(): number {
-    return this.#opts.sink.inFlight + this.#outbox.parked;
-  }
-
-  #inFlightBytes(): number {
-    return this.#opts.sink.inFlightBytes + this.#outbox.parkedBytes;
+    return this.#core.room();
   }
 
   /**
@@ -242,8 +231,8 @@ export class RelayPipeline {
     const decoder = this.#decoder;
     return (
       this.#blocked ||
-      decoder.pending + this.#inFlight() >= this.#opts.maxInFlight ||
-      decoder.pendingBytes + this.#inFlightBytes() >= this.#opts.maxInFlightBytes ||
+      decoder.pending + this.#core.inFlight >= this.#opts.maxInFlight ||
+      decoder.pendingBytes + this.#core.inFlightBytes >= this.#opts.maxInFlightBytes ||
       decoder.pendingBytes >= DECODE_BACKLOG_BYTES
     );
   }
@@ -252,8 +241,8 @@ export class RelayPipeline {
     const decoder = this.#decoder;
     return (
       !this.#blocked &&
-      decoder.pending + this.#inFlight() <= this.#opts.maxInFlight / 2 &&
-      decoder.pendingBytes + this.#inFlightBytes() <= this.#opts.maxInFlightBytes / 2 &&
+      decoder.pending + this.#core.inFlight <= this.#opts.maxInFlight / 2 &&
+      decoder.pendingBytes + this.#core.inFlightBytes <= this.#opts.maxInFlightBytes / 2 &&
       decoder.pendingBytes <= DECODE_BACKLOG_BYTES / 2
     );
   }
@@ -277,11 +266,10 @@ export class RelayPipeline {
             }
             const message = messages[current.at]!;
             messages[current.at++] = undefined!;
-            ticket!.pending++;
-            this.#outbox.send(piece.did, piece.seq, piece.time, message, ticket);
+            this.#core.send(ticket, piece.did, piece.seq, piece.time, message);
           }
           this.#current = undefined;
-          if (piece.last && ticket !== null) this.#seal(ticket);
+          if (piece.last && ticket !== null) this.#core.seal(ticket);
         }
         if (!this.#room()) {
           this.#blocked = this.#decoder.pending > 0;
@@ -342,7 +330,7 @@ export class RelayPipeline {
           this.#log.warn({ name: piece.name, message: piece.message }, 'relay info');
         }
         // #info has no seq: it is delivered, but no position depends on it.
-        this.#outbox.send(UNKNOWN_KEY, undefined, new Date().toISOString(), { value: piece.value, action: 'info', collection: '' }, null);
+        this.#core.send(null, UNKNOWN_KEY, undefined, new Date().toISOString(), { value: piece.value, action: 'info', collection: '' });
         break;
       }
       case 'error': {
@@ -364,7 +352,7 @@ export class RelayPipeline {
         this.#log.debug({ type: piece.type, seq: piece.seq }, 'ignoring unknown message type');
         if (piece.seq !== undefined) {
           const position = this.#accept(piece.seq, undefined);
-          if (position !== undefined) this.#seal(this.#watermark.track(position, receivedAt));
+          if (position !== undefined) this.#core.seal(this.#watermark.track(position, receivedAt));
         }
         break;
       }
@@ -462,28 +450,13 @@ export class RelayPipeline {
     this.#rateLimited('gap', 'warn', { lastSeq: last, seq, missing }, 'gapsSinceLastLog', 'relay seq gap');
   }
 
-  /** A message is in Kafka; `null` for messages no position depends on (#info). */
-  #confirmed(ticket: Ticket | null): void {
-    if (ticket !== null) {
-      this.#watermark.confirm(ticket);
-      if (ticket.pending === 0 && ticket.sealed) this.#eventDone(ticket);
-    }
+  /** Confirmations came in (the core calls this outside the sink's loop). */
+  #progress(): void {
     if (this.#blocked) {
       if (this.#room()) this.#schedulePump();
     } else if (this.#paused && this.#halfEmpty()) {
       this.#setPaused(false);
     }
-  }
-
-  #seal(ticket: Ticket): void {
-    this.#watermark.seal(ticket);
-    if (ticket.pending === 0) this.#eventDone(ticket);
-  }
-
-  #eventDone(ticket: Ticket): void {
-    const ms = performance.now() - ticket.receivedAt;
-    metrics.eventConfirmed(ms / 1000);
-    this.#opts.onEventConfirmed?.(ms);
   }
 
   #setPaused(paused: boolean): void {

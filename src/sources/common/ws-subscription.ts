@@ -3,17 +3,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, type RawData } from 'ws';
 
 import type { Logger } from '../../telemetry/logger.ts';
-import { relayConnection, relayOversizeFrame, relayReconnect } from '../../telemetry/metrics.ts';
 import { redactUrl } from '../../telemetry/redact.ts';
 import { Backoff } from './backoff.ts';
 
-export interface RelaySubscriptionOptions {
-  /** ws:// or wss:// base URL of the relay */
-  relayHost: string;
-  /** Called before every connect: the seq to resume after, or undefined to start live. */
-  cursor: () => number | undefined | Promise<number | undefined>;
-  /** Gets each binary message synchronously, in order. */
-  onFrame: (frame: Uint8Array) => void;
+export interface WsSubscriptionOptions {
+  /** What the upstream is called in log lines: `relay`, `Tap`. */
+  name: string;
+  /** Called before every connect: where to connect now (a relay puts its cursor in the URL). */
+  url: () => string | Promise<string>;
+  /** Extra request headers (e.g. Authorization); never logged. */
+  headers?: Record<string, string>;
+  /** `binary`: text messages are ignored with a warning; `text`: binary ones are. */
+  messages: 'binary' | 'text';
+  /** Gets each message synchronously, in order. */
+  onMessage: (data: Buffer) => void;
+  /** The connection opened (e.g. to send what waited for it). */
+  onOpen?: () => void;
+  onConnection?: (open: boolean) => void;
+  onReconnect?: (reason: string) => void;
+  onOversize?: () => void;
   /**
    * Called after a connection ended, before deciding to reconnect: resolves
    * once every frame it delivered has been acted on, so an error frame that
@@ -38,13 +46,13 @@ export class FatalStreamError extends Error {
 }
 
 /**
- * One long-lived `subscribeRepos` subscription: connects, reconnects with
- * backoff from the caller's cursor, detects stalled sockets, and can stop
- * reading (pause) so the relay's TCP window, not our memory, absorbs a slow
- * Kafka.
+ * One long-lived websocket subscription (the relay's `subscribeRepos`, Tap's
+ * `/channel`): connects, reconnects with jittered backoff to wherever the
+ * caller says (its cursor), detects stalled sockets, and can stop reading
+ * (pause) so the upstream's TCP window, not our memory, absorbs a slow Kafka.
  */
-export class RelaySubscription {
-  readonly #opts: RelaySubscriptionOptions;
+export class WsSubscription {
+  readonly #opts: WsSubscriptionOptions;
   readonly #backoff: Backoff;
   #ws: WebSocket | undefined;
   #paused = false;
@@ -55,7 +63,7 @@ export class RelaySubscription {
   #wake: (() => void) | undefined;
   #connected = false;
 
-  constructor(opts: RelaySubscriptionOptions) {
+  constructor(opts: WsSubscriptionOptions) {
     this.#opts = opts;
     this.#backoff = new Backoff(opts.backoffInitialMs, opts.backoffMaxMs);
   }
@@ -67,28 +75,28 @@ export class RelaySubscription {
   /** Runs until stop(); rejects on an error that reconnecting cannot fix. */
   async run(): Promise<void> {
     const { logger } = this.#opts;
+    const name = this.#opts.name;
     while (!this.#stopped) {
-      const cursor = await this.#opts.cursor();
+      const url = await this.#opts.url();
       if (this.#stopped) break;
-      const url = subscribeUrl(this.#opts.relayHost, cursor);
-      logger.info({ url: redactUrl(url), cursor }, 'connecting to relay');
+      logger.info({ url: redactUrl(url) }, `connecting to ${name}`);
       const outcome = await this.#connectOnce(url);
       this.#setConnected(false);
       await this.#opts.settle?.();
       if (this.#fatal || this.#stopped) break;
       if (outcome.reason === 'frame-too-large') {
-        relayOversizeFrame();
+        this.#opts.onOversize?.();
         logger.error(
-          { cursor, maxFrameBytes: this.#opts.maxPayloadBytes, detail: outcome.detail },
-          'RELAY SENT A FRAME LARGER THAN --max-frame-size: it cannot be read, so the stream is stuck right after this cursor; ' +
+          { url: redactUrl(url), maxFrameBytes: this.#opts.maxPayloadBytes, detail: outcome.detail },
+          `${name.toUpperCase()} SENT A FRAME LARGER THAN --max-frame-size: it cannot be read, so the stream is stuck right after this cursor; ` +
             'retrying with backoff. Raise --max-frame-size to read it (it is then skipped as invalid if above the 5 MB protocol limit)',
         );
       } else if (outcome.gotFrames) {
         this.#backoff.reset();
       }
       const delay = this.#backoff.next();
-      relayReconnect(outcome.reason);
-      logger.warn({ reason: outcome.reason, detail: outcome.detail, retryInMs: delay }, 'relay connection lost, reconnecting');
+      this.#opts.onReconnect?.(outcome.reason);
+      logger.warn({ reason: outcome.reason, detail: outcome.detail, retryInMs: delay }, `${name} connection lost, reconnecting`);
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
         sleep(delay, undefined, { ref: true }).then(resolve, resolve);
@@ -129,13 +137,21 @@ export class RelaySubscription {
     this.#ws?.terminate();
   }
 
+  /** Sends a text message on the open connection; false when there is none (the caller keeps it for the next). */
+  send(text: string): boolean {
+    const ws = this.#ws;
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(text);
+    return true;
+  }
+
   #connectOnce(url: string): Promise<{ reason: string; detail?: string; gotFrames: boolean }> {
     return new Promise((resolve) => {
       let gotFrames = false;
       let reason = 'closed';
       let detail: string | undefined;
       const ws = new WebSocket(url, {
-        headers: { 'user-agent': this.#opts.userAgent },
+        headers: { 'user-agent': this.#opts.userAgent, ...this.#opts.headers },
         maxPayload: this.#opts.maxPayloadBytes,
         perMessageDeflate: false,
         handshakeTimeout: 30_000,
@@ -144,18 +160,19 @@ export class RelaySubscription {
       ws.binaryType = 'nodebuffer';
       ws.on('open', () => {
         this.#setConnected(true);
-        this.#opts.logger.info('relay connected');
+        this.#opts.logger.info(`${this.#opts.name} connected`);
         if (this.#paused) ws.pause();
         else this.#armStall();
+        this.#opts.onOpen?.();
       });
       ws.on('message', (data: RawData, isBinary: boolean) => {
         gotFrames = true;
         this.#lastFrameAt = performance.now();
-        if (!isBinary) {
-          this.#opts.logger.warn('ignoring text message from relay');
+        if (isBinary !== (this.#opts.messages === 'binary')) {
+          this.#opts.logger.warn(`ignoring ${isBinary ? 'binary' : 'text'} message from ${this.#opts.name}`);
           return;
         }
-        this.#opts.onFrame(data as Buffer);
+        this.#opts.onMessage(data as Buffer);
       });
       ws.on('unexpected-response', (_req, res) => {
         reason = 'http-error';
@@ -176,7 +193,7 @@ export class RelaySubscription {
       });
       this.#stallReason = () => {
         reason = 'stalled';
-        detail = `no frame for ${this.#opts.stallTimeoutMs} ms`;
+        detail = `no message for ${this.#opts.stallTimeoutMs} ms`;
       };
     });
   }
@@ -204,7 +221,7 @@ export class RelaySubscription {
 
   #setConnected(open: boolean): void {
     this.#connected = open;
-    relayConnection(open);
+    this.#opts.onConnection?.(open);
   }
 }
 
