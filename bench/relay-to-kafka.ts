@@ -16,7 +16,7 @@ import { pino } from 'pino';
 
 import { Enricher } from '../src/enrich/index.ts';
 import { collectionFilter } from '../src/filter/index.ts';
-import { RelayPipeline, type RelayPipelineOptions } from '../src/pipeline/relay-pipeline.ts';
+import { RelayPipeline, type RelayPipelineOptions } from '../src/sources/relay/pipeline.ts';
 import { createKafkaSink } from '../src/sink/kafka/index.ts';
 import type { KafkaSinkOptions } from '../src/sink/kafka/types.ts';
 import { readFramesFile } from '../src/replay/index.ts';

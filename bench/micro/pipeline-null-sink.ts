@@ -1,7 +1,7 @@
 // The relay pipeline (websocket, decode, format, watermark) with a sink that confirms at once: node bench/micro/pipeline-null-sink.ts
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
-import { RelayPipeline } from '../../src/pipeline/relay-pipeline.ts';
+import { RelayPipeline } from '../../src/sources/relay/pipeline.ts';
 const N = 300000;
 const child = spawn(process.execPath, [new URL('../../bin/atkafka.js', import.meta.url).pathname, 'replay', '--file', new URL('../../test/fixtures/corpus/frames.bin.zst', import.meta.url).pathname, '--loop', '--limit', String(N)], { stdio: ['ignore', 'pipe', 'ignore'] });
 const url = await new Promise<string>((r) => child.stdout!.once('data', (d) => r(d.toString().trim())));

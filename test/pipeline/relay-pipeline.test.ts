@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 
 import type { Ticket } from '../../src/checkpoint/watermark.ts';
-import { RelayPipeline } from '../../src/pipeline/relay-pipeline.ts';
+import { RelayPipeline } from '../../src/sources/relay/pipeline.ts';
 import { startReplayServer } from '../../src/replay/index.ts';
 import type { MessageSink } from '../../src/sink/kafka/types.ts';
 import { corpusFrames, expectedMessages, lastSeq } from '../support/corpus.ts';
