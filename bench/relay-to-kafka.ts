@@ -7,7 +7,6 @@
 // The pipeline runs in this process (so CPU and RSS are exactly the bridge's, librdkafka's threads
 // included); the replay relay runs in a child process, the broker in a JVM.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,8 +17,8 @@ import { Enricher } from '../src/enrich/index.ts';
 import { collectionFilter } from '../src/filter/index.ts';
 import { RelayPipeline, type RelayPipelineOptions } from '../src/sources/relay/pipeline.ts';
 import { createKafkaSink } from '../src/sink/kafka/index.ts';
-import type { KafkaSinkOptions } from '../src/sink/kafka/types.ts';
 import { readFramesFile } from '../src/replay/index.ts';
+import { kafkaOptions as kafkaOptionsFor, procCpuSeconds, startBroker } from './common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -45,63 +44,8 @@ const loops = Math.ceil(Number(values.ops) / opsPerLoop);
 const external = process.env.KAFKA_BOOTSTRAP_SERVERS?.trim();
 // The broker runs from a child process: its launcher's modules would otherwise count in the bridge's RSS.
 const broker = external ? undefined : await startBroker();
+const kafkaOptions = (topic: string) => kafkaOptionsFor(bootstrap, topic, Number(values.partitions), values['kafka-option']);
 const bootstrap = external ?? broker!.bootstrap;
-
-async function startBroker(): Promise<{ bootstrap: string; pid: number | undefined; stop: () => Promise<void> }> {
-  const script = fileURLToPath(new URL('../scripts/kafka/broker.ts', import.meta.url));
-  const child = spawn(process.execPath, [script, '--full-jit'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      lines.push(...parts);
-      if (lines.some((l) => l.startsWith('KAFKA_BROKER_PID='))) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`scripts/kafka/broker.ts exited ${code}`)));
-  });
-  const value = (name: string) => lines.find((l) => l.startsWith(`${name}=`))!.slice(name.length + 1);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    bootstrap: value('KAFKA_BOOTSTRAP_SERVERS'),
-    pid: Number(value('KAFKA_BROKER_PID')) || undefined,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-function kafkaOptions(topic: string): KafkaSinkOptions {
-  // The CLI defaults (src/config/flags.ts).
-  return {
-    bootstrapServers: bootstrap.split(','),
-    topic,
-    partitions: Number(values.partitions),
-    replicationFactor: 1,
-    compression: 'zstd',
-    compressionLevel: 1,
-    lingerMs: 20,
-    batchBytes: 1_048_576,
-    maxMessageBytes: 20_971_520,
-    clientId: 'atkafka-bench',
-    extra: Object.fromEntries(values['kafka-option'].map((kv) => kv.split('=', 2) as [string, string])),
-  };
-}
-
-/** utime + stime of a process from /proc, in seconds (Linux; CLK_TCK is 100 there). */
-function procCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
 
 async function startRelay(args: string[]): Promise<{ url: string; pid: number | undefined; stop: () => void }> {
   const child = spawn(process.execPath, [BIN, 'replay', '--file', CORPUS, '--loop', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
