@@ -60,6 +60,7 @@ async function run(total: number) {
     maxInFlightBytes: 32 << 20,
     backoffInitialMs: 1000,
     backoffMaxMs: 30_000,
+    statsIntervalMs: 0,
     userAgent: 'atkafka-bench',
     sink,
     logger: log,

@@ -75,6 +75,7 @@ const knownEnv = new Set([
   'ATKAFKA_OZONE_PASSWORD',
   'ATKAFKA_OZONE_LABELER_DID',
   'ATKAFKA_KAFKA_CACHE',
+  'ATKAFKA_TAP_BIN',
 ]);
 
 const topHelp = `Usage: atkafka <command> [flags]

@@ -20,6 +20,8 @@ export function runTap(config: TapConfig): Promise<number> {
         maxInFlightBytes: config.maxInFlightBytes,
         backoffInitialMs: config.backoffInitialMs,
         backoffMaxMs: config.backoffMaxMs,
+        statsIntervalMs: config.statsIntervalMs,
+        tapMetricsUrl: config.tapMetricsUrl,
         userAgent: USER_AGENT,
         sink,
         collections: config.stages.collections,

@@ -206,6 +206,19 @@ export const tapFlags: FlagSpec[] = [
     secret: true,
     help: "Tap's admin password (TAP_ADMIN_PASSWORD; HTTP Basic, user admin); prefer the env var; never logged",
   },
+  {
+    name: 'tap-stats-interval',
+    kind: 'duration',
+    env: ['ATKAFKA_TAP_STATS_INTERVAL'],
+    default: '10s',
+    help: "How often backfill progress is read from Tap's /stats and logged; 0 never",
+  },
+  {
+    name: 'tap-metrics-url',
+    kind: 'string',
+    env: ['ATKAFKA_TAP_METRICS_URL'],
+    help: "Tap's metrics listener (TAP_METRICS_LISTEN, e.g. http://localhost:6010), for repos by backfill state in the progress line",
+  },
 ];
 
 /** Reconnecting, for every websocket source. */

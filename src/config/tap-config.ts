@@ -15,6 +15,8 @@ export interface TapConfig extends CommonConfig {
   tapWorkers: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
+  statsIntervalMs: number;
+  tapMetricsUrl: string | undefined;
 }
 
 type Values = Map<string, FlagValue | undefined>;
@@ -40,6 +42,18 @@ export function tapConfig(v: Values): TapConfig {
   if (backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');
   // Empty is "not set" (an env file listing every variable, the optional ones blank).
   const adminPassword = get<string | undefined>(v, 'tap-admin-password') || undefined;
+  const statsIntervalMs = get<number>(v, 'tap-stats-interval');
+  if (statsIntervalMs !== 0 && statsIntervalMs < 1000) throw new UsageError('--tap-stats-interval must be 0 (never) or at least 1s');
+  const tapMetricsUrl = (get<string | undefined>(v, 'tap-metrics-url') ?? '').trim() || undefined;
+  if (tapMetricsUrl !== undefined) {
+    let m: URL;
+    try {
+      m = new URL(tapMetricsUrl);
+    } catch {
+      throw new UsageError(`--tap-metrics-url: "${redactUrl(tapMetricsUrl)}" is not a URL (like http://localhost:6010)`);
+    }
+    if (m.protocol !== 'http:' && m.protocol !== 'https:') throw new UsageError('--tap-metrics-url must be http or https');
+  }
   return {
     ...commonConfig(v),
     ...kafkaConfig(v),
@@ -50,5 +64,7 @@ export function tapConfig(v: Values): TapConfig {
     tapWorkers,
     backoffInitialMs,
     backoffMaxMs,
+    statsIntervalMs,
+    tapMetricsUrl,
   };
 }

@@ -316,3 +316,26 @@ const tapReconnects = new Counter({ name: 'atkafka_tap_reconnects', help: 'Recon
 export function tapReconnect(reason: string): void {
   tapReconnects.labels(reason).inc();
 }
+
+const tapRepos = new Gauge({
+  name: 'atkafka_tap_repos',
+  help: "Repos Tap tracks (known), and by backfill state when --tap-metrics-url is given (backfilling, backfilled, failed: from Tap's tap_resyncs_*_total)",
+  labelNames: ['state'] as const,
+  registers: [registry],
+});
+const tapRecordsIndexed = new Gauge({ name: 'atkafka_tap_records_indexed', help: "Records in Tap's index (its /stats/record-count)", registers: [registry] });
+const tapOutbox = new Gauge({
+  name: 'atkafka_tap_outbox_buffer',
+  help: "Events in Tap's outbox: unsent, in flight, or acked and not yet deleted (Tap deletes every 10 s); 0 = nothing outstanding",
+  registers: [registry],
+});
+const tapResync = new Gauge({ name: 'atkafka_tap_resync_buffer', help: 'Live commits Tap holds while their repo is being backfilled', registers: [registry] });
+export function tapProgress(p: { repos?: number; recordsIndexed?: number; outboxBuffer?: number; resyncBuffer?: number; backfilling?: number; backfilled?: number; failed?: number }): void {
+  if (p.repos !== undefined) tapRepos.labels('known').set(p.repos);
+  if (p.backfilling !== undefined) tapRepos.labels('backfilling').set(p.backfilling);
+  if (p.backfilled !== undefined) tapRepos.labels('backfilled').set(p.backfilled);
+  if (p.failed !== undefined) tapRepos.labels('failed').set(p.failed);
+  if (p.recordsIndexed !== undefined) tapRecordsIndexed.set(p.recordsIndexed);
+  if (p.outboxBuffer !== undefined) tapOutbox.set(p.outboxBuffer);
+  if (p.resyncBuffer !== undefined) tapResync.set(p.resyncBuffer);
+}

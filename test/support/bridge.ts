@@ -37,9 +37,14 @@ function offlineByDefault(args: string[]): string[] {
   return aboutIdentity ? args : ['--enrich=false', ...args];
 }
 
-export async function startBridge(args: string[], env: Record<string, string> = {}): Promise<Bridge> {
+export function startBridge(args: string[], env: Record<string, string> = {}): Promise<Bridge> {
+  return startCommand(['firehose', 'relay'], args, env);
+}
+
+/** Any source command of the CLI (`['firehose', 'tap']`, ...), with metrics on a free port. */
+export async function startCommand(command: string[], args: string[], env: Record<string, string> = {}): Promise<Bridge> {
   const port = await freePort();
-  const child = spawn(process.execPath, [BIN, 'firehose', 'relay', '--metrics-listen-address', `127.0.0.1:${port}`, ...offlineByDefault(args)], {
+  const child = spawn(process.execPath, [BIN, ...command, '--metrics-listen-address', `127.0.0.1:${port}`, ...offlineByDefault(args)], {
     env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

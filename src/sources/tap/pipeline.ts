@@ -7,6 +7,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import * as metrics from '../../telemetry/metrics.ts';
 import { WsSubscription } from '../common/ws-subscription.ts';
 import { parseTapEvent, recordTime, tapEventId } from './events.ts';
+import { TapStats, tapApiUrl } from './stats.ts';
 
 export interface TapPipelineOptions {
   /** ws(s):// or http(s):// base URL of Tap; events come from its /channel. */
@@ -19,6 +20,10 @@ export interface TapPipelineOptions {
   maxInFlightBytes: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
+  /** How often backfill progress is read from Tap and logged; 0: never. */
+  statsIntervalMs?: number;
+  /** Tap's metrics listener (TAP_METRICS_LISTEN), for repos by backfill state. */
+  tapMetricsUrl?: string;
   userAgent: string;
   sink: MessageSink;
   collections?: CollectionFilter;
@@ -52,6 +57,8 @@ export class TapPipeline {
   #open = 0;
   #paused = false;
   #stopping = false;
+  #produced = 0;
+  readonly #stats: TapStats | undefined;
 
   constructor(opts: TapPipelineOptions) {
     this.#o = opts;
@@ -97,6 +104,16 @@ export class TapPipeline {
       userAgent: opts.userAgent,
       logger: opts.logger.child({ component: 'tap' }),
     });
+    if ((opts.statsIntervalMs ?? 10_000) > 0) {
+      this.#stats = new TapStats({
+        apiUrl: tapApiUrl(opts.tapHost),
+        metricsUrl: opts.tapMetricsUrl,
+        headers,
+        intervalMs: opts.statsIntervalMs ?? 10_000,
+        produced: () => this.#produced,
+        logger: opts.logger.child({ component: 'tap' }),
+      });
+    }
     metrics.tapBuffersFrom(
       () => this.#open,
       () => this.#unsent.length,
@@ -114,10 +131,12 @@ export class TapPipeline {
     }
     const onAbort = () => void this.#stop();
     signal.addEventListener('abort', onAbort, { once: true });
+    this.#stats?.start();
     try {
       await this.#subscription.run();
     } finally {
       signal.removeEventListener('abort', onAbort);
+      this.#stats?.stop();
     }
     await this.#core.drain();
     this.#log.info({ unsentAcks: this.#unsent.length }, 'Tap pipeline stopped');
@@ -163,6 +182,7 @@ export class TapPipeline {
           { rev: evt.rev, live: evt.live },
         );
         this.#core.send(ticket, evt.did, evt.id, new Date().toISOString(), { value, action: `operation#${evt.action}`, collection: evt.collection });
+        this.#produced++;
         break;
       }
       case 'identity': {
