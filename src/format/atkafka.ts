@@ -10,7 +10,7 @@ import type { AccountEvent, IdentityEvent, InfoEvent, SyncEvent } from '../atpro
 /** Kafka key of events that belong to no account (`#info`), as in the Go version. */
 export const UNKNOWN_KEY = '<unknown>';
 
-export function formatOperation(did: string, time: string, op: RecordOp): string {
+export function formatOperation(did: string, time: string, op: RecordOp, extra?: { rev: string; live: boolean }): string {
   return JSON.stringify({
     did,
     timestamp: time,
@@ -23,6 +23,9 @@ export function formatOperation(did: string, time: string, op: RecordOp): string
       cid: op.cid,
       path: op.path,
       record: op.record,
+      // Sources that say more (Tap: backfill or live, and the repo revision); left out when undefined.
+      rev: extra?.rev,
+      live: extra?.live,
     },
   });
 }
@@ -67,30 +70,6 @@ export function formatSync(evt: SyncEvent, commit: string | null): string {
     timestamp: evt.time,
     eventMetadata: null,
     sync: { seq: evt.seq, rev: evt.rev, commit },
-  });
-}
-
-/**
- * A record op from a source that says more about it (Tap: whether it is live
- * or backfill, and the repo revision): the at-kafka shape with `rev` and
- * `live` after `record`. Consumers of the Go shape ignore the extra fields.
- */
-export function formatOperationWith(did: string, time: string, op: RecordOp, extra: { rev: string; live: boolean }): string {
-  return JSON.stringify({
-    did,
-    timestamp: time,
-    eventMetadata: null,
-    operation: {
-      action: op.action,
-      collection: op.collection,
-      rkey: op.rkey,
-      uri: `at://${did}/${op.collection}/${op.rkey}`,
-      cid: op.cid,
-      path: op.path,
-      record: op.record,
-      rev: extra.rev,
-      live: extra.live,
-    },
   });
 }
 

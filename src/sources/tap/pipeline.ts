@@ -1,6 +1,6 @@
 import { InputError } from '../../atproto/errors.ts';
 import { collectionMatcher, type CollectionFilter } from '../../filter/collections.ts';
-import { formatIdentityState, formatOperationWith } from '../../format/atkafka.ts';
+import { formatIdentityState, formatOperation } from '../../format/atkafka.ts';
 import { PipelineCore, type CoreTicket, type StageOptions, type Tracker } from '../../pipeline/core.ts';
 import type { MessageSink } from '../../sink/kafka/types.ts';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -175,7 +175,7 @@ export class TapPipeline {
           break;
         }
         const path = `${evt.collection}/${evt.rkey}`;
-        const value = formatOperationWith(
+        const value = formatOperation(
           evt.did,
           recordTime(evt.record, evt.rkey, new Date()),
           { action: evt.action, collection: evt.collection, rkey: evt.rkey, path, cid: evt.cid, record: evt.record },
