@@ -54,6 +54,15 @@ async function sample(bridge: Bridge, name: string, labels: Record<string, strin
   }
 }
 
+/** The topic so far; empty while the bridge has not created it yet. */
+async function readSoFar(bootstrap: string, topic: string): Promise<ReadMessage[]> {
+  try {
+    return await readTopic(bootstrap, topic);
+  } catch {
+    return [];
+  }
+}
+
 const ops = (msgs: ReadMessage[]) => msgs.map((m) => ({ key: m.key, headers: m.headers, msg: JSON.parse(m.value) as Msg }));
 
 describe('Tap mode against the real Tap', () => {
@@ -208,5 +217,38 @@ describe('Tap mode against the real Tap', () => {
     assert.equal(new Set(paths).size, paths.length, 'no record twice');
     bridge.child.kill('SIGTERM');
     assert.equal(await bridge.exited, 0, bridge.logs().slice(-2000));
+  });
+
+  it('--disable-acks against a Tap with TAP_DISABLE_ACKS: warned about at start, records land, no ack sent', async () => {
+    await using tap = await startTap({ relayUrl: pds.pdsUrl, plcUrl: pds.plcUrl, disableAcks: true });
+    const topic = 'tap-no-acks';
+    const bridge = await bridgeFor(tap, topic, ['--disable-acks']);
+    await tap.addRepos([pds.accounts[2]!.did]);
+    const want = await repoRecords(pds, pds.accounts[2]!.did);
+    await waitFor('the backfill in Kafka', async () => ops(await readSoFar(broker.bootstrap, topic)).filter((m) => m.msg.operation).length >= want.size, 60_000, 500);
+    assert.equal(await sample(bridge, 'atkafka_acks_sent', { status: 'ok' }), 0);
+    assert.match(bridge.logs(), /--disable-acks: Tap counts an event as delivered once written to the socket/);
+    bridge.child.kill('SIGTERM');
+    assert.equal(await bridge.exited, 0, bridge.logs().slice(-2000));
+  });
+
+  it('a Tap with an admin password: ATKAFKA_TAP_ADMIN_PASSWORD gets in (channel and stats), and the password never reaches the logs or metrics', async () => {
+    const password = 'tap-s3cret-Pa55word';
+    await using tap = await startTap({ relayUrl: pds.pdsUrl, plcUrl: pds.plcUrl, adminPassword: password });
+    const topic = 'tap-auth';
+    const bridge = track(
+      await startCommand(['firehose', 'tap'], ['--bootstrap-servers', broker.bootstrap, '--output-topic', topic, '--tap-host', tap.url, '--tap-stats-interval', '1s'], { ATKAFKA_TAP_ADMIN_PASSWORD: password }),
+    );
+    await tap.addRepos([pds.accounts[2]!.did]);
+    const want = await repoRecords(pds, pds.accounts[2]!.did);
+    await waitFor('the backfill in Kafka', async () => ops(await readSoFar(broker.bootstrap, topic)).filter((m) => m.msg.operation).length >= want.size, 60_000, 500);
+    await waitFor('progress read through the auth', async () => (await sample(bridge, 'atkafka_tap_repos', { state: 'known' })) >= 1, 20_000, 200);
+    const metrics = await bridge.metrics();
+    bridge.child.kill('SIGTERM');
+    assert.equal(await bridge.exited, 0, bridge.logs().slice(-2000));
+    for (const text of [bridge.logs(), metrics]) {
+      assert.ok(!text.includes(password), 'the password itself');
+      assert.ok(!text.includes(Buffer.from(`admin:${password}`).toString('base64')), 'nor its Basic header');
+    }
   });
 });
