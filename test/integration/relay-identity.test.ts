@@ -131,7 +131,7 @@ describe('identity enrichment against real peers', () => {
     });
   }
 
-  it('a hanging PLC and 30,000 accounts never seen before: memory stays bounded, the cursor keeps moving, every event arrives', async (t) => {
+  it('a hanging PLC and 30,000 accounts never seen before: memory stays bounded, the stream goes on at the deadline's pace, every event arrives', async (t) => {
     const plc = await httpServer(() => {}); // accepts, never answers
     const commits = frames.filter((f) => splitFrame(f).header.t === '#commit');
     const first = LAST + 1;
@@ -177,9 +177,11 @@ describe('identity enrichment against real peers', () => {
       assert.ok(peakHeap < 160 * 1024 * 1024, `JS heap ${Math.round(peakHeap / 2 ** 20)} MB`);
       assert.ok(peakRss < 512 * 1024 * 1024, `RSS ${Math.round(peakRss / 2 ** 20)} MB`);
       assert.ok(peakWaiting <= 10_000, `waiting for identities ${peakWaiting}, within --max-in-flight`);
-      // No stall: the cursor moved in most half-second windows.
-      const moves = positions.filter((p, i) => i > 0 && p > positions[i - 1]!).length;
-      assert.ok(moves >= (positions.length - 1) / 2, `cursor moved in ${moves} of ${positions.length - 1} windows`);
+      // No stall: with every lookup hanging, each event waits at most the 300 ms deadline, so 30,000 events of
+      // 30,000 accounts take seconds, not the 9 s a lookup takes to fail (timeout x 3 attempts) times their number.
+      // (The cursor moves in steps: Kafka confirms by flush epochs, which under this load take seconds each.)
+      assert.ok(positions.length <= 60, `the whole stream took ${positions.length / 2} s`);
+      t.diagnostic(`cursor every 0.5 s: ${positions.map((p) => p - LAST).join(' ')}`);
       assert.ok(metricValue(metrics, 'atkafka_plc_requests', { kind: 'did_doc', status: 'skipped' }) > 0, 'lookups beyond the queue bound are not queued');
       const got = await readTopic(broker.bootstrap, 'cold-start');
       const ops = stream.reduce((n, f) => n + (splitFrame(f).body.ops as unknown[]).length, 0);
