@@ -131,7 +131,7 @@ describe('identity enrichment against real peers', () => {
     });
   }
 
-  it('a hanging PLC and 30,000 accounts never seen before: memory stays bounded, the stream goes on at the deadline's pace, every event arrives', async (t) => {
+  it('a hanging PLC and 30,000 accounts never seen before: memory stays bounded, the stream goes on at the pace of the deadline, every event arrives', async (t) => {
     const plc = await httpServer(() => {}); // accepts, never answers
     const commits = frames.filter((f) => splitFrame(f).header.t === '#commit');
     const first = LAST + 1;
