@@ -152,3 +152,22 @@ export function checkLogLevel(env: NodeJS.ProcessEnv): void {
     throw new UsageError(`LOG_LEVEL: "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
   }
 }
+
+/** A websocket upstream (--relay-host, --tap-host): ws(s) or http(s), a real port. `schemes` is how the message lists them. */
+export function checkUpstreamUrl(flag: string, value: string, example: string, schemes: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${flag}: "${redactUrl(value)}" is not a URL (like ${example})`);
+  }
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) throw new UsageError(`${flag}: "${redactUrl(value)}" must start with ${schemes}`);
+  if (url.port === '0') throw new UsageError(`${flag}: "${redactUrl(value)}" has port 0`);
+  return url;
+}
+
+/** --reconnect-backoff and --reconnect-backoff-max, for every websocket source. */
+export function reconnectBackoff(initialMs: number, maxMs: number): { backoffInitialMs: number; backoffMaxMs: number } {
+  if (initialMs < 1 || maxMs < initialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');
+  return { backoffInitialMs: initialMs, backoffMaxMs: maxMs };
+}

@@ -1,7 +1,7 @@
 import { UsageError, type FlagValue } from '../cli/flags.ts';
 import { queueMessagesFor } from '../sink/kafka/config.ts';
 import { redactUrl } from '../telemetry/redact.ts';
-import { checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, parseKafkaOptions } from './checks.ts';
+import { checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, checkUpstreamUrl, parseKafkaOptions, reconnectBackoff } from './checks.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
 import { stagesConfig, type StagesConfig } from './stages-config.ts';
 
@@ -119,24 +119,13 @@ function kafkaOptions(v: Values): { kafka: KafkaSinkOptions; maxInFlight: number
 
 export function relayConfig(v: Values): RelayConfig {
   const relayHost = get<string>(v, 'relay-host');
-  let url: URL;
-  try {
-    url = new URL(relayHost);
-  } catch {
-    throw new UsageError(`--relay-host: "${redactUrl(relayHost)}" is not a URL (like wss://bsky.network)`);
-  }
-  if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) {
-    throw new UsageError(`--relay-host: "${redactUrl(relayHost)}" must start with wss://, ws://, https:// or http://`);
-  }
-  if (url.port === '0') throw new UsageError(`--relay-host: "${redactUrl(relayHost)}" has port 0`);
+  checkUpstreamUrl('--relay-host', relayHost, 'wss://bsky.network', 'wss://, ws://, https:// or http://');
   const cursorFile = get<string>(v, 'cursor-file');
   const initialCursor = get<number | undefined>(v, 'cursor');
   if (initialCursor !== undefined && initialCursor < 0) throw new UsageError('--cursor must not be negative');
   const cursorSaveIntervalMs = get<number>(v, 'cursor-save-interval');
   if (cursorSaveIntervalMs < 10) throw new UsageError('--cursor-save-interval must be at least 10ms');
-  const backoffInitialMs = get<number>(v, 'reconnect-backoff');
-  const backoffMaxMs = get<number>(v, 'reconnect-backoff-max');
-  if (backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');
+  const { backoffInitialMs, backoffMaxMs } = reconnectBackoff(get<number>(v, 'reconnect-backoff'), get<number>(v, 'reconnect-backoff-max'));
   const maxFrameBytes = get<number>(v, 'max-frame-size');
   if (maxFrameBytes < 5_000_000 || maxFrameBytes > 1024 * 1024 * 1024) {
     throw new UsageError('--max-frame-size must be between 5000000 (the protocol limit) and 1073741824');

@@ -1,5 +1,6 @@
 import { UsageError, type FlagValue } from '../cli/flags.ts';
 import { redactUrl } from '../telemetry/redact.ts';
+import { checkUpstreamUrl, reconnectBackoff } from './checks.ts';
 import { commonConfig, kafkaConfig, type CommonConfig } from './relay-config.ts';
 import { stagesConfig, type StagesConfig } from './stages-config.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
@@ -24,22 +25,11 @@ const get = <T extends FlagValue | undefined>(v: Values, name: string) => v.get(
 
 export function tapConfig(v: Values): TapConfig {
   const tapHost = get<string>(v, 'tap-host');
-  let url: URL;
-  try {
-    url = new URL(tapHost);
-  } catch {
-    throw new UsageError(`--tap-host: "${redactUrl(tapHost)}" is not a URL (like ws://localhost:2480)`);
-  }
-  if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) {
-    throw new UsageError(`--tap-host: "${redactUrl(tapHost)}" must start with ws://, wss://, http:// or https://`);
-  }
-  if (url.port === '0') throw new UsageError(`--tap-host: "${redactUrl(tapHost)}" has port 0`);
+  const url = checkUpstreamUrl('--tap-host', tapHost, 'ws://localhost:2480', 'ws://, wss://, http:// or https://');
   if (url.username !== '' || url.password !== '') throw new UsageError('--tap-host: give the admin password with ATKAFKA_TAP_ADMIN_PASSWORD, not in the URL');
   const tapWorkers = get<number>(v, 'tap-workers');
   if (tapWorkers < 1 || tapWorkers > 10_000) throw new UsageError('--tap-workers must be between 1 and 10000');
-  const backoffInitialMs = get<number>(v, 'reconnect-backoff');
-  const backoffMaxMs = get<number>(v, 'reconnect-backoff-max');
-  if (backoffInitialMs < 1 || backoffMaxMs < backoffInitialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');
+  const { backoffInitialMs, backoffMaxMs } = reconnectBackoff(get<number>(v, 'reconnect-backoff'), get<number>(v, 'reconnect-backoff-max'));
   // Empty is "not set" (an env file listing every variable, the optional ones blank).
   const adminPassword = get<string | undefined>(v, 'tap-admin-password') || undefined;
   const statsIntervalMs = get<number>(v, 'tap-stats-interval');

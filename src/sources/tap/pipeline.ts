@@ -205,22 +205,21 @@ export class TapPipeline {
     this.#core.seal({ id, receivedAt, pending: 0, sealed: false });
   }
 
+  /** The event is done: it leaves the open count, and its ack goes out now or on the next connection. */
   #ack(id: number): void {
     this.#open--;
-    if (this.#o.disableAcks) return;
-    if (!this.#subscription.send(`{"type":"ack","id":${id}}`)) {
-      this.#unsent.push(id);
-      return;
-    }
-    metrics.tapAckSent('ok');
+    if (!this.#o.disableAcks) this.#sendAck(id);
+  }
+
+  #sendAck(id: number): void {
+    if (this.#subscription.send(`{"type":"ack","id":${id}}`)) metrics.tapAckSent('ok');
+    else this.#unsent.push(id);
   }
 
   #flushAcks(): void {
-    if (this.#o.disableAcks || this.#unsent.length === 0) return;
     const unsent = this.#unsent;
     this.#unsent = [];
-    for (const id of unsent) this.#ack(id);
-    this.#open += unsent.length;
+    for (const id of unsent) this.#sendAck(id);
   }
 
   #progress(): void {
