@@ -9,7 +9,8 @@ export type InputErrorReason =
   | 'invalid-car'
   | 'missing-block'
   | 'cid-mismatch'
-  | 'invalid-record';
+  | 'invalid-record'
+  | 'invalid-event';
 
 /** Bad upstream data. The position moves past it: waiting would not make it valid. */
 export class InputError extends Error {

@@ -70,6 +70,15 @@ export async function checkCursorFile(path: string, relayHost: string): Promise<
       `cursor file ${path} holds seq ${saved.seq} of ${redactUrl(saved.relayHost)}, not of ${redactUrl(relayHost)}; seqs differ between relays: remove the file or point --cursor-file elsewhere`,
     );
   }
+  await checkWritable(path);
+  return saved;
+}
+
+/**
+ * Makes sure a file can be created next to `path` (so the first save of a
+ * cursor will not fail only after events were produced). Throws CursorFileInvalid.
+ */
+export async function checkWritable(path: string): Promise<void> {
   const probe = `${path}.probe-${process.pid}`;
   try {
     await mkdir(dirname(path), { recursive: true });
@@ -81,7 +90,6 @@ export async function checkCursorFile(path: string, relayHost: string): Promise<
       cause: err,
     });
   }
-  return saved;
 }
 
 /** Whether two relay hosts name the same relay (so the same seqs): wss://h and https://h do. */
@@ -103,9 +111,16 @@ export function sameRelay(a: string, b: string): boolean {
  * new file: write a temp file, fsync it, rename it over the old one.
  */
 export async function saveCursor(path: string, cursor: Omit<SavedCursor, 'savedAt'>): Promise<void> {
-  const tmp = `${path}.tmp`;
   // The file sits on volumes and in backups: the relay's credentials do not belong in it (the host is what identifies the relay).
-  const body = `${JSON.stringify({ seq: cursor.seq, relayHost: redactUrl(cursor.relayHost), savedAt: new Date().toISOString() })}\n`;
+  await writeAtomically(path, `${JSON.stringify({ seq: cursor.seq, relayHost: redactUrl(cursor.relayHost), savedAt: new Date().toISOString() })}\n`);
+}
+
+/**
+ * Writes a file so that a crash at any moment leaves either the old or the
+ * new one: a temp file, fsync, rename over the old one.
+ */
+export async function writeAtomically(path: string, body: string): Promise<void> {
+  const tmp = `${path}.tmp`;
   await mkdir(dirname(path), { recursive: true });
   const file = await open(tmp, 'w');
   try {

@@ -275,3 +275,41 @@ export const replayFlags: FlagSpec[] = [
   { name: 'loop', kind: 'bool', env: [], default: 'false', help: 'Repeat the file forever with rewritten, increasing seqs' },
   { name: 'limit', kind: 'int', env: [], help: 'Stop sending after this many events (then stay idle like a quiet relay)' },
 ];
+
+/** `atkafka ozone-events`: the Go version's four, and what losslessness needs. */
+export const ozoneFlags: FlagSpec[] = [
+  { name: 'pds-host', kind: 'string', env: ['ATKAFKA_OZONE_PDS_HOST'], required: true, help: 'PDS of the moderator account (http or https URL); queryEvents goes through it to Ozone' },
+  { name: 'identifier', kind: 'string', env: ['ATKAFKA_OZONE_IDENTIFIER'], required: true, help: 'Handle, DID or email of a moderator account of the labeler' },
+  { name: 'password', kind: 'string', env: ['ATKAFKA_OZONE_PASSWORD'], secret: true, help: 'Its password (an app password works); prefer the env var or --password-file; never logged' },
+  {
+    name: 'password-file',
+    kind: 'string',
+    env: ['ATKAFKA_OZONE_PASSWORD_FILE'],
+    help: 'File holding the password (a Docker or Kubernetes secret); read again at every login, so a rotated password needs no restart',
+  },
+  { name: 'labeler-did', kind: 'string', env: ['ATKAFKA_OZONE_LABELER_DID'], required: true, help: "DID of the moderation service (Ozone's service DID): atproto-proxy: <did>#atproto_labeler" },
+  {
+    name: 'cursor-file',
+    kind: 'string',
+    env: ['ATKAFKA_OZONE_CURSOR_FILE'],
+    default: 'ozone-cursor.json',
+    help: "File holding Ozone's cursor up to which Kafka confirmed every event; resumed from on start (once, the Go version's ozone-cursor.txt when this does not exist). Empty: keep none",
+  },
+  {
+    name: 'start',
+    kind: 'string',
+    env: ['ATKAFKA_OZONE_START'],
+    default: 'beginning',
+    help: 'Where to start without a cursor file: beginning (the whole log, as the Go version), now, or an RFC 3339 time (events created at or after it)',
+  },
+  { name: 'poll-interval', kind: 'duration', env: ['ATKAFKA_OZONE_POLL_INTERVAL'], default: '1s', help: 'Wait between polls once the log is read to its end (a full page is followed at once)' },
+  { name: 'page-size', kind: 'int', env: ['ATKAFKA_OZONE_PAGE_SIZE'], default: '100', help: 'Events per queryEvents page (1..100)' },
+  {
+    name: 'settle-lag',
+    kind: 'duration',
+    env: ['ATKAFKA_OZONE_SETTLE_LAG'],
+    default: '5s',
+    help: 'Only read events created at least this long ago: Ozone stamps createdAt before its transaction commits, so a slow commit can appear behind a later event; 0 risks missing those',
+  },
+  { name: 'request-timeout', kind: 'duration', env: ['ATKAFKA_OZONE_REQUEST_TIMEOUT'], default: '30s', help: 'Longest wait for one answer of the PDS' },
+];

@@ -83,24 +83,8 @@ export function stagesConfig(v: Values): StagesConfig {
   const handleWellKnownUrl = urlTemplate(v, 'handle-well-known-url', '{handle}');
   const didWebUrl = urlTemplate(v, 'did-web-url', '{host}');
 
-  let osprey: StagesConfig['osprey'];
-  if (get<boolean>(v, 'osprey-compatible')) {
-    const workerId = get<number>(v, 'osprey-worker-id');
-    if (workerId < 0 || workerId > 1023) throw new UsageError('--osprey-worker-id must be between 0 and 1023');
-    const epochMs = get<number>(v, 'osprey-epoch');
-    if (epochMs < 0 || epochMs > Date.now()) throw new UsageError('--osprey-epoch must be a unix time in ms, not in the future');
-    osprey = { workerId, epochMs };
-  }
-
-  const template = (get<string | undefined>(v, 'topic-template') ?? '').trim();
-  if (template !== '') {
-    try {
-      checkTopicTemplate(template);
-    } catch (err) {
-      if (err instanceof TopicTemplateError) throw new UsageError(`--topic-template: ${err.message}`);
-      throw err;
-    }
-  }
+  const osprey = ospreyConfig(v);
+  const topicTemplate = topicTemplateConfig(v);
 
   return {
     collections,
@@ -117,13 +101,35 @@ export function stagesConfig(v: Values): StagesConfig {
     handleWellKnownUrl,
     didWebUrl,
     osprey,
-    topicTemplate: template === '' ? undefined : template,
+    topicTemplate,
     kafkaHeaders: get<boolean>(v, 'kafka-headers'),
   };
 }
 
+/** `--osprey-compatible` and its snowflake settings. */
+export function ospreyConfig(v: Values): StagesConfig['osprey'] {
+  if (!get<boolean>(v, 'osprey-compatible')) return undefined;
+  const workerId = get<number>(v, 'osprey-worker-id');
+  if (workerId < 0 || workerId > 1023) throw new UsageError('--osprey-worker-id must be between 0 and 1023');
+  const epochMs = get<number>(v, 'osprey-epoch');
+  if (epochMs < 0 || epochMs > Date.now()) throw new UsageError('--osprey-epoch must be a unix time in ms, not in the future');
+  return { workerId, epochMs };
+}
+
+export function topicTemplateConfig(v: Values): string | undefined {
+  const template = (get<string | undefined>(v, 'topic-template') ?? '').trim();
+  if (template === '') return undefined;
+  try {
+    checkTopicTemplate(template);
+  } catch (err) {
+    if (err instanceof TopicTemplateError) throw new UsageError(`--topic-template: ${err.message}`);
+    throw err;
+  }
+  return template;
+}
+
 /** An http(s) base URL, checked as the Go version checks --plc-host (a request URI with a host), without a trailing slash. */
-function httpBase(flag: string, value: string): string {
+export function httpBase(flag: string, value: string): string {
   let url: URL;
   try {
     url = new URL(value);

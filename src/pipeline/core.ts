@@ -39,6 +39,8 @@ export interface PipelineCoreOptions<K extends CoreTicket> {
   /** Confirmations came in: there may be room again (the source pumps or resumes). Called outside the sink's loop. */
   onProgress: () => void;
   logger: Logger;
+  /** The name of the header with the upstream position (default `seq`). */
+  positionHeader?: string;
   /** Called with each event's read-to-confirmed latency in ms (benchmarks). */
   onEventConfirmed?: (latencyMs: number) => void;
 }
@@ -73,6 +75,7 @@ export class PipelineCore<K extends CoreTicket> {
       osprey: stages.osprey,
       topicFor: stages.topicFor,
       headers: stages.headers ?? true,
+      positionHeader: opts.positionHeader,
       onDropped: (ticket) => this.#confirmed(ticket),
       logger: opts.logger.child({ component: 'enrich' }),
     });

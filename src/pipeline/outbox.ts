@@ -15,6 +15,12 @@ export interface OutMessage {
   action: string;
   /** The record's NSID; '' for events that are not record ops. */
   collection: string;
+  /**
+   * The `kind` header and `{kind}` of topic templates, for sources whose events are not firehose events
+   * (Ozone: `moderation`); then `action` and `collection` (when not '') are headers too. Default:
+   * `commit` for record ops, else the action.
+   */
+  kind?: string;
 }
 
 export interface OutboxOptions<T> {
@@ -33,6 +39,8 @@ export interface OutboxOptions<T> {
   osprey: Snowflake | undefined;
   /** Kafka headers (kind, collection, action, seq, source) on every message. */
   headers: boolean;
+  /** The name of the header with the upstream position (`seq`; Ozone: `id`, its event id). */
+  positionHeader?: string;
   /** The topic of each message; undefined: the sink's default topic. */
   topicFor: ((kind: string, collection: string) => string) | undefined;
   /** A message that will not be produced (a filter left it out): its token is done as if Kafka confirmed it. */
@@ -227,17 +235,19 @@ export class Outbox<T> {
     if (o.enrich && meta !== null) value = withMetadata(value, metadataJson(meta, Date.now()));
     if (o.osprey !== undefined) value = ospreyEnvelope(value, action, o.osprey.nextString(), time, new Date());
     const isOp = action.startsWith(OP_PREFIX);
-    const kind = isOp ? 'commit' : action;
+    const kind = message.kind ?? (isOp ? 'commit' : action);
     const topic = o.topicFor?.(kind, collection);
     if (!o.headers) {
       o.sink.send(did, value, token, topic === undefined ? undefined : { topic });
       return;
     }
-    const headers: MessageHeader[] = isOp
-      ? [{ kind }, { collection }, { action: action.slice(OP_PREFIX.length) }, { seq: String(seq) }, { source: o.source }]
-      : seq === undefined
-        ? [{ kind }, { source: o.source }]
-        : [{ kind }, { seq: String(seq) }, { source: o.source }];
+    let headers: MessageHeader[];
+    if (isOp) headers = [{ kind }, { collection }, { action: action.slice(OP_PREFIX.length) }, { seq: String(seq) }, { source: o.source }];
+    else if (message.kind !== undefined) {
+      headers = collection === '' ? [{ kind }, { action }] : [{ kind }, { collection }, { action }];
+      if (seq !== undefined) headers.push({ [o.positionHeader ?? 'seq']: String(seq) });
+      headers.push({ source: o.source });
+    } else headers = seq === undefined ? [{ kind }, { source: o.source }] : [{ kind }, { seq: String(seq) }, { source: o.source }];
     o.sink.send(did, value, token, { topic, headers });
   }
 }

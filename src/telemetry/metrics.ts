@@ -339,3 +339,67 @@ export function tapProgress(p: { repos?: number; recordsIndexed?: number; outbox
   if (p.outboxBuffer !== undefined) tapOutbox.set(p.outboxBuffer);
   if (p.resyncBuffer !== undefined) tapResync.set(p.resyncBuffer);
 }
+
+// ------------------------------------------------------------------ Ozone
+let ozoneLastEventTime: number | undefined;
+let ozonePositionMs: number | undefined;
+new Gauge({
+  name: 'atkafka_ozone_last_event_time_seconds',
+  help: 'createdAt of the last moderation event read from Ozone (unix seconds)',
+  registers: [registry],
+  collect() {
+    if (ozoneLastEventTime !== undefined) this.set(ozoneLastEventTime / 1000);
+  },
+});
+new Gauge({
+  name: 'atkafka_ozone_position_seconds',
+  help: 'Time up to which every moderation event is confirmed by Kafka (unix seconds): the saved cursor, or the upper bound of the last poll that reached the end of the log',
+  registers: [registry],
+  collect() {
+    if (ozonePositionMs !== undefined) this.set(ozonePositionMs / 1000);
+  },
+});
+new Gauge({
+  name: 'atkafka_ozone_lag_seconds',
+  help: 'Now minus atkafka_ozone_position_seconds: how far behind Ozone Kafka is (at least the settle lag)',
+  registers: [registry],
+  collect() {
+    if (ozonePositionMs !== undefined) this.set(Math.max(0, (Date.now() - ozonePositionMs) / 1000));
+  },
+});
+const ozoneCursorId = new Gauge({ name: 'atkafka_ozone_cursor_event_id', help: 'Event id of the saved Ozone cursor (every event up to it is in Kafka)', registers: [registry] });
+const ozonePollErrors = new Counter({
+  name: 'atkafka_ozone_poll_errors',
+  help: 'Failed queryEvents polls and logins, by kind (auth, rate-limited, ozone-down, pds-down, server, bad-response, request)',
+  labelNames: ['kind'] as const,
+  registers: [registry],
+});
+const ozonePolls = new Counter({ name: 'atkafka_ozone_polls', help: 'queryEvents pages read, by result (events, empty)', labelNames: ['result'] as const, registers: [registry] });
+const ozoneSessions = new Counter({
+  name: 'atkafka_ozone_sessions',
+  help: 'Logins (create) and session refreshes (refresh) on the moderator PDS, by status',
+  labelNames: ['kind', 'status'] as const,
+  registers: [registry],
+});
+const ozoneConnected = new Gauge({ name: 'atkafka_ozone_connected', help: '1 while the last queryEvents poll succeeded', registers: [registry] });
+
+export function ozoneEventRead(createdAtMs: number): void {
+  ozoneLastEventTime = createdAtMs;
+}
+export function ozonePosition(throughMs: number): void {
+  ozonePositionMs = throughMs;
+}
+export function ozoneCursorSaved(id: number): void {
+  ozoneCursorId.set(id);
+}
+export function ozonePollError(kind: string): void {
+  ozonePollErrors.labels(kind).inc();
+  ozoneConnected.set(0);
+}
+export function ozonePoll(events: number): void {
+  ozonePolls.labels(events > 0 ? 'events' : 'empty').inc();
+  ozoneConnected.set(1);
+}
+export function ozoneSession(kind: 'create' | 'refresh', ok: boolean): void {
+  ozoneSessions.labels(kind, ok ? 'ok' : 'error').inc();
+}
