@@ -36,9 +36,9 @@ function clean(): NodeJS.ProcessEnv {
 }
 
 /** `withoutDacOverride`: as root, run without the capabilities that let root read any file (util-linux's setpriv). */
-function atkafka(args: string[], env: Record<string, string>, cwd: string, withoutDacOverride = false): Promise<Run> {
+function atkafka(args: string[], env: Record<string, string>, cwd: string, withoutDacOverride = false, command = ['firehose', 'relay']): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const argv = [bin, 'firehose', 'relay', ...args];
+    const argv = [bin, ...command, ...args];
     const [cmd, cmdArgs] = withoutDacOverride ? ['setpriv', ['--bounding-set=-dac_override,-dac_read_search', node, ...argv]] : [node, argv];
     const child = spawn(cmd, cmdArgs, { cwd, env: { ...clean(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -56,6 +56,8 @@ function atkafka(args: string[], env: Record<string, string>, cwd: string, witho
 
 interface Case {
   name: string;
+  /** Default: firehose relay. */
+  command?: string[];
   args?: string[];
   env?: Record<string, string>;
   /** Files to create in the case's own working directory first. */
@@ -165,7 +167,40 @@ const cases: Case[] = [
   { name: 'a bad SASL mechanism (the password stays hidden)', env: { ATKAFKA_SASL_MECHANISM: 'GSSAPI', ATKAFKA_SASL_USERNAME: 'u', ATKAFKA_SASL_PASSWORD: SECRET }, message: /^atkafka: --sasl-mechanism: "GSSAPI" is not PLAIN/ },
   { name: 'SASL password without a username', env: { ATKAFKA_SASL_PASSWORD: SECRET }, message: /^atkafka: SASL needs both --sasl-username and --sasl-password$/ },
   { name: '.env is a directory', setup: (dir) => mkdir(join(dir, '.env')), message: /^atkafka: \.env in the working directory is not a file$/ },
+  // ozone-events (issue 9).
+  ozone('no password at all', [], /^atkafka: missing the password: --password-file FILE, ATKAFKA_OZONE_PASSWORD_FILE, or ATKAFKA_OZONE_PASSWORD$/, { ATKAFKA_OZONE_PASSWORD: '' }),
+  ozone('both password and password file', ['--password-file', 'pw.txt'], /^atkafka: give --password or --password-file, not both$/, {}, (dir) => writeFile(join(dir, 'pw.txt'), SECRET)),
+  ozone('password file missing', ['--password-file', 'nope.txt'], /^atkafka: --password-file: cannot read nope\.txt \(ENOENT\)$/, { ATKAFKA_OZONE_PASSWORD: '' }),
+  ozone('password file empty', ['--password-file', 'pw.txt'], /^atkafka: --password-file: pw\.txt is empty$/, { ATKAFKA_OZONE_PASSWORD: '' }, (dir) => writeFile(join(dir, 'pw.txt'), '\n')),
+  ozone('password file a directory', ['--password-file', '.'], /^atkafka: --password-file: \. is not a file$/, { ATKAFKA_OZONE_PASSWORD: '' }),
+  ozone('--pds-host not http', ['--pds-host', 'wss://pds.example'], /^atkafka: --pds-host must be http or https, got "wss"$/),
+  ozone('--pds-host with credentials', ['--pds-host', `https://u:${SECRET}@pds.example`], /^atkafka: --pds-host: "https:\/\/\*\*\*:\*\*\*@pds\.example\/" carries credentials/),
+  ozone('--labeler-did not a DID', ['--labeler-did', 'ozone.example'], /^atkafka: --labeler-did: "ozone\.example" is not a DID/),
+  ozone('--identifier empty', [], /^atkafka: ATKAFKA_OZONE_IDENTIFIER is empty; --identifier is required$/, { ATKAFKA_OZONE_IDENTIFIER: '' }),
+  ozone('--page-size 101', ['--page-size', '101'], /^atkafka: --page-size must be between 1 and 100/),
+  ozone('--poll-interval 1ms', ['--poll-interval', '1ms'], /^atkafka: --poll-interval must be between 100ms and 1h$/),
+  ozone('--settle-lag 2h', ['--settle-lag', '2h'], /^atkafka: --settle-lag must be at most 1h$/),
+  ozone('--start yesterday', ['--start', 'yesterday'], /^atkafka: --start: "yesterday" is not beginning, now, or an RFC 3339 time/),
+  ozone('cursor file of another labeler', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json holds a position in the event log of did:plc:other, not of did:plc:labeler/, {}, (dir) =>
+    writeFile(join(dir, 'c.json'), '{"cursor":"1764620000000::5","labelerDid":"did:plc:other"}'),
+  ),
+  ozone('cursor file garbage', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json is not JSON; fix or remove it$/, {}, (dir) => writeFile(join(dir, 'c.json'), 'garbage')),
+  ozone("the Go version's cursor garbage", [], /^atkafka: .*ozone-cursor\.txt \(the Go version's Ozone cursor\) holds "nonsense", not an RFC 3339 time/, {}, (dir) => writeFile(join(dir, 'ozone-cursor.txt'), 'nonsense\n')),
+  ozone('--topic-partitions 0', ['--topic-partitions', '0'], /^atkafka: --topic-partitions must be between 1 and/),
 ];
+
+/** An ozone-events case: the required flags filled in (password from the env) unless the case sets them. */
+function ozone(name: string, args: string[], message: RegExp, env: Record<string, string> = {}, setup?: (dir: string) => Promise<void>): Case {
+  const out = [...args];
+  for (const [flag, value, envName] of [
+    ['--pds-host', 'https://pds.example', 'ATKAFKA_OZONE_PDS_HOST'],
+    ['--identifier', 'mod.example', 'ATKAFKA_OZONE_IDENTIFIER'],
+    ['--labeler-did', 'did:plc:labeler', 'ATKAFKA_OZONE_LABELER_DID'],
+  ] as const) {
+    if (!out.includes(flag) && !(envName in env)) out.push(flag, value);
+  }
+  return { name: `ozone-events: ${name}`, command: ['ozone-events'], args: out, env: { ATKAFKA_OZONE_PASSWORD: SECRET, ...env }, setup, message };
+}
 
 let base: string;
 before(async () => {
@@ -200,7 +235,7 @@ describe('configuration errors: exit 2, one line, before connecting', () => {
         for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
           const dir = await mkdtemp(join(base, 'case-'));
           await c.setup?.(dir);
-          results.set(c.name, await atkafka(withDefaults(c.args ?? [], c.env ?? {}), c.env ?? {}, dir));
+          results.set(c.name, await atkafka(withDefaults(c.args ?? [], c.env ?? {}), c.env ?? {}, dir, false, c.command));
         }
       }),
     );
