@@ -110,7 +110,7 @@ function node24(): string {
   throw new Error('no Node 24 for the peers: run scripts/setup.sh');
 }
 
-async function spawnPeer(script: string, readyKey: string, args: string[], timeoutMs: number) {
+export async function spawnPeer(script: string, readyKey: string, args: string[], timeoutMs: number) {
   if (!existsSync(`${PEERS}node_modules/@did-plc/server`)) {
     throw new Error(`tools/peers is not installed (${PEERS}node_modules): run scripts/setup.sh`);
   }
