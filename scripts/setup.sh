@@ -13,7 +13,7 @@ root="$PWD"
 say() { printf 'setup: %s\n' "$*"; }
 
 # ------------------------------------------------------------------ 1. system packages
-pkgs=(libzstd-dev liblz4-dev zstd kcat build-essential python3)
+pkgs=(libzstd-dev liblz4-dev zstd kcat build-essential python3 postgresql redis-server)   # the last two: the test peers (tools/peers)
 command -v java >/dev/null || pkgs+=(default-jre-headless)   # Debian 12: OpenJDK 17, what Kafka 4 needs
 command -v mvn >/dev/null || pkgs+=(maven)
 missing=()
