@@ -203,6 +203,10 @@ describe('startOzone: a real Ozone behind a real PDS', () => {
   it('revoke-sessions: refreshSession answers 400 ExpiredToken "Token has been revoked"; createSession works', async () => {
     const s = await oz.login(oz.moderator.handle, oz.moderator.password);
     const r = await oz.refresh(s.refreshJwt); // a rotated chain counts too
+    // Until revoked, a used refresh token still works for a while (the PDS's 2 h grace) and rotates to the same next token id.
+    const again = await oz.refresh(s.refreshJwt);
+    const jti = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()).jti;
+    assert.equal(jti(again.refreshJwt), jti(r.refreshJwt));
     assert.ok((await oz.revokeSessions(oz.moderator.did)) >= 2);
     for (const jwt of [s.refreshJwt, r.refreshJwt]) {
       const err = await xrpcError(oz.refresh(jwt));
