@@ -30,7 +30,8 @@ export async function freePort(): Promise<number> {
 /**
  * Enrichment is on by default and would ask https://plc.directory, which these
  * machines cannot reach: tests that are not about enrichment turn it off, tests
- * that are name their PLC (and so never reach the network).
+ * that are name their PLC (and so never reach the network). Only the firehose
+ * commands enrich.
  */
 function offlineByDefault(args: string[]): string[] {
   const aboutIdentity = args.some((a) => a === '--plc-host' || a.startsWith('--plc-host=') || a === '--enrich' || a.startsWith('--enrich='));
@@ -44,7 +45,7 @@ export function startBridge(args: string[], env: Record<string, string> = {}): P
 /** Any source command of the CLI (`['firehose', 'tap']`, ...), with metrics on a free port. */
 export async function startCommand(command: string[], args: string[], env: Record<string, string> = {}): Promise<Bridge> {
   const port = await freePort();
-  const child = spawn(process.execPath, [BIN, ...command, '--metrics-listen-address', `127.0.0.1:${port}`, ...offlineByDefault(args)], {
+  const child = spawn(process.execPath, [BIN, ...command, '--metrics-listen-address', `127.0.0.1:${port}`, ...(command[0] === 'firehose' ? offlineByDefault(args) : args)], {
     env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
