@@ -139,6 +139,8 @@ export interface OzonePeer extends Peer {
   revokeSessions(did: string): Promise<number>;
   /** POST /set-created-at: rewrite createdAt of those moderation_event rows; the number updated */
   setCreatedAt(ids: number[], iso: string): Promise<number>;
+  /** POST /clone-events: `count` copies of the events so far, createdAt 1 ms apart ending a minute ago (benchmarks) */
+  cloneEvents(count: number): Promise<number>;
   /** POST /ozone: Ozone's port refuses connections (false) or listens again (true) */
   ozoneUp(up: boolean): Promise<void>;
   /** POST /pds: the PDS's port refuses connections (false) or listens again (true) */
@@ -331,6 +333,7 @@ export async function startOzone(opts: StartOzoneOptions = {}): Promise<OzonePee
     authClock: async (skewMs) => void (await control('/auth-clock', { skewMs })),
     revokeSessions: async (did) => (await control('/revoke-sessions', { did })).revoked as number,
     setCreatedAt: async (ids, iso) => (await control('/set-created-at', { ids, createdAt: iso })).updated as number,
+    cloneEvents: async (count) => (await control('/clone-events', { count })).inserted as number,
     ozoneUp: async (up) => void (await control('/ozone', { up })),
     pdsUp: async (up) => void (await control('/pds', { up })),
     resetRateLimits: async () => (await control('/rate-limits/reset', {})).deleted as number,

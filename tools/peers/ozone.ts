@@ -306,6 +306,28 @@ try {
       }
       return { updated: await setCreatedAt(b.ids, b.createdAt), createdAt: new Date(b.createdAt).toISOString() };
     },
+    '/clone-events': async (b) => {
+      // Bulk copies of the events so far (every column but id and createdAt), createdAt 1 ms apart ending
+      // a minute ago: a large log for benchmarks without thousands of emitEvent calls. Ids come from the
+      // table's own sequence.
+      const count = b.count;
+      if (!Number.isInteger(count) || count < 1 || count > 2_000_000) throw new Error('count: an integer 1..2000000');
+      const { sql } = await import('kysely');
+      const cols = (
+        await sql<{ column_name: string }>`select column_name from information_schema.columns
+          where table_name = 'moderation_event' and table_schema = current_schema() and column_name not in ('id', 'createdAt')
+          order by ordinal_position`.execute(odb)
+      ).rows.map((r) => `"${r.column_name}"`);
+      if (cols.length === 0) throw new Error('moderation_event not found in the current schema');
+      const list = cols.join(', ');
+      const startMs = Date.now() - 60_000 - count;
+      const r = await sql`insert into moderation_event (${sql.raw(list)}, "createdAt")
+        select ${sql.raw(cols.map((c) => `src.${c}`).join(', '))},
+               to_char(to_timestamp((${startMs}::bigint + g.i) / 1000.0) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        from generate_series(0, ${count - 1}) as g(i)
+        join (select *, (row_number() over (order by id)) - 1 as rn, count(*) over () as n from moderation_event) src on src.rn = g.i % src.n`.execute(odb);
+      return { inserted: Number(r.numAffectedRows ?? 0), from: new Date(startMs).toISOString() };
+    },
     '/ozone': async (b) => {
       if (typeof b.up !== 'boolean') throw new Error('up: a boolean');
       await ozoneSwitch.set(b.up);

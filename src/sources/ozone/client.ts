@@ -203,8 +203,17 @@ export class OzoneClient {
       init.body = JSON.stringify(input);
       (init.headers as Record<string, string>)['content-type'] = 'application/json';
     }
-    const timeout = AbortSignal.timeout(this.#o.requestTimeoutMs);
-    init.signal = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    // One controller per request, let go of afterwards: AbortSignal.any/timeout on the run's long-lived
+    // signal would pile up dependents for as long as the process polls.
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort();
+    }, this.#o.requestTimeoutMs);
+    const onAbort = () => ac.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    init.signal = ac.signal;
     let res: Response;
     let text: string;
     try {
@@ -213,8 +222,11 @@ export class OzoneClient {
     } catch (err) {
       if (signal?.aborted) throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const why = timeout.aborted ? `no answer within ${this.#o.requestTimeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message);
+      const why = timedOut ? `no answer within ${this.#o.requestTimeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message);
       throw new OzoneCallError('pds-down', `${nsid}: the PDS ${url.host} cannot be reached (${why})`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
     let body: unknown = undefined;
     if (text !== '') {
