@@ -235,7 +235,7 @@ export class Outbox<T> {
     if (o.enrich && meta !== null) value = withMetadata(value, metadataJson(meta, Date.now()));
     if (o.osprey !== undefined) value = ospreyEnvelope(value, action, o.osprey.nextString(), time, new Date());
     const isOp = action.startsWith(OP_PREFIX);
-    const kind = message.kind ?? (isOp ? 'commit' : action);
+    const kind = isOp ? 'commit' : (message.kind ?? action);
     const topic = o.topicFor?.(kind, collection);
     if (!o.headers) {
       o.sink.send(did, value, token, topic === undefined ? undefined : { topic });

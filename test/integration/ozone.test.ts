@@ -349,6 +349,29 @@ describe('ozone-events against a real Ozone', () => {
     assert.ok(!b.logs().includes(ozone.moderator.password), 'the password is never logged');
   });
 
+  it('refreshes before the access token expires (by its exp claim), so the PDS never has to say ExpiredToken', async () => {
+    // From now on the PDS hands out access tokens whose exp is 5 min 5 s away (and honours them for 2 h):
+    // atkafka must refresh on its own once inside its 5-minute margin.
+    await ozone.authClock(-(2 * 3600_000 - 305_000));
+    try {
+      const t = topic();
+      const b = await polling(await bridge(t, ['--settle-lag', '500ms', '--start', 'now', '--cursor-file', '']));
+      const emitted: number[] = [];
+      await waitFor('a proactive refresh', async () => {
+        emitted.push((await comment(1500 + emitted.length)).id);
+        return (await sample(b, 'atkafka_ozone_sessions', { kind: 'refresh', status: 'ok' })) >= 1;
+      }, 60_000, 500);
+      await waitForIds(t, emitted, b);
+      assert.match(b.logs(), /access token about to expire: refreshing the session/);
+      assert.doesNotMatch(b.logs(), /access token expired/);
+      assert.equal(await sample(b, 'atkafka_ozone_poll_errors'), 0, 'not one failed poll');
+      await stop(b);
+    } finally {
+      await ozone.authClock(0);
+      modSession = undefined;
+    }
+  });
+
   it('broker down for 10 s: the cursor does not move; everything lands after', async () => {
     const t = topic();
     const cursorFile = join(dir, `${t}.json`);

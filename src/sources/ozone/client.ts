@@ -61,10 +61,18 @@ interface Session {
   accessExpiresMs: number | undefined;
   /** When it was issued, from `iat` (else when we got it). */
   accessIssuedMs: number;
+  /** When we got it, by our clock. */
+  obtainedMs: number;
 }
 
 /** Refresh this long before the access token expires: at most 5 minutes, or a quarter of its lifetime when shorter. */
 const REFRESH_AHEAD_MAX_MS = 5 * 60_000;
+/**
+ * No proactive refresh sooner than this after the last renewal: if a fresh token already looks due
+ * (our clock far ahead of the PDS's), refreshing before every poll would only load the PDS; the
+ * ExpiredToken answer still triggers a refresh when it is really needed.
+ */
+const MIN_PROACTIVE_REFRESH_GAP_MS = 15_000;
 
 /**
  * The moderator's session on its PDS and the one call atkafka makes:
@@ -109,7 +117,10 @@ export class OzoneClient {
   async #authed(method: 'GET', nsid: string, params: URLSearchParams, signal: AbortSignal | undefined): Promise<unknown> {
     let session = this.#session;
     if (session === undefined) session = await this.#renew('create', signal);
-    else if (this.#dueForRefresh(session)) session = await this.#renew('refresh', signal);
+    else if (this.#dueForRefresh(session)) {
+      this.#o.logger.info({ expiresAt: isoOrUndefined(session.accessExpiresMs) }, 'access token about to expire: refreshing the session');
+      session = await this.#renew('refresh', signal);
+    }
     const headers = { authorization: `Bearer ${session.accessJwt}`, 'atproto-proxy': `${this.#o.labelerDid}#atproto_labeler` };
     try {
       return await this.#call(method, nsid, params, headers, signal);
@@ -126,7 +137,7 @@ export class OzoneClient {
   }
 
   #dueForRefresh(s: Session): boolean {
-    if (s.accessExpiresMs === undefined) return false;
+    if (s.accessExpiresMs === undefined || Date.now() - s.obtainedMs < MIN_PROACTIVE_REFRESH_GAP_MS) return false;
     const ahead = Math.min(REFRESH_AHEAD_MAX_MS, (s.accessExpiresMs - s.accessIssuedMs) / 4);
     return Date.now() >= s.accessExpiresMs - ahead;
   }
@@ -275,6 +286,7 @@ function sessionOf(body: unknown, nsid: string): Session {
     refreshJwt,
     accessExpiresMs: claims.exp === undefined ? undefined : claims.exp * 1000,
     accessIssuedMs: claims.iat === undefined ? Date.now() : claims.iat * 1000,
+    obtainedMs: Date.now(),
   };
 }
 
