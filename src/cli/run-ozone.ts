@@ -75,7 +75,7 @@ export async function runOzone(config: OzoneConfig): Promise<number> {
         stages,
         logger,
       });
-      return { run: (signal) => pipeline.run(signal), status: () => ({ connected: pipeline.connected }) };
+      return { run: (signal) => pipeline.run(signal), status: () => pipeline.status() };
     },
   });
 }

@@ -16,8 +16,8 @@ export const USER_AGENT = 'atkafka/0.1.0';
 /** What a source's command hands the shared runner. */
 export interface SourceRun {
   run(signal: AbortSignal): Promise<void>;
-  /** For /health: ok while connected upstream. */
-  status(): { connected: boolean };
+  /** For /health and /readyz: connected upstream, and what else the source reports. */
+  status(): { connected: boolean } & Record<string, unknown>;
 }
 
 export interface RunSourceOptions {
@@ -80,11 +80,12 @@ export async function runSource(o: RunSourceOptions): Promise<number> {
   let metricsServer;
   if (config.metricsListenAddress !== '') {
     try {
-      metricsServer = await startMetricsServer(config.metricsListenAddress, () => {
-        const s = pipeline.status();
-        return { ok: s.connected, detail: s };
+      metricsServer = await startMetricsServer(config.metricsListenAddress, {
+        status: () => pipeline.status(),
+        kafkaReachable: () => sink.reachable !== false,
+        info: { command: o.command, source: o.source, version: USER_AGENT.split('/')[1], topic: config.kafka.topic, bootstrapServers: config.kafka.bootstrapServers.map(redactUrl), ...o.describe },
       });
-      logger.info({ address: config.metricsListenAddress }, 'serving /metrics and /health');
+      logger.info({ address: config.metricsListenAddress }, 'serving /metrics, /healthz, /readyz and /health');
     } catch (err) {
       logger.fatal({ err: (err as Error).message, address: config.metricsListenAddress }, 'cannot listen for metrics');
       stages.close();

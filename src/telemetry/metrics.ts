@@ -11,6 +11,57 @@ import type { InputErrorReason } from '../atproto/errors.ts';
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'atkafka_process_' });
 
+// The same questions for every source, so one dashboard panel answers them whatever the mode.
+const upstreamConnected = new Gauge({
+  name: 'atkafka_upstream_connected',
+  help: 'By source: 1 while connected upstream (relay, tap: the websocket is open; ozone: the last poll succeeded)',
+  labelNames: ['source'] as const,
+  registers: [registry],
+});
+const upstreamPosition = new Gauge({
+  name: 'atkafka_upstream_position',
+  help: "By source: the saved upstream position, everything up to which is in Kafka (relay: the cursor's seq; tap: the last acked event id; ozone: the cursor's event id)",
+  labelNames: ['source'] as const,
+  registers: [registry],
+});
+const upstreamReconnects = new Counter({
+  name: 'atkafka_upstream_reconnects',
+  help: 'By source and reason: reconnects to the upstream (relay, tap)',
+  labelNames: ['source', 'reason'] as const,
+  registers: [registry],
+});
+new Gauge({
+  name: 'atkafka_upstream_lag_seconds',
+  help: 'By source: how far behind its upstream atkafka is, in seconds (relay: now minus the time of the last event read; ozone: now minus the time up to which every event is in Kafka; tap: none, its events carry no time)',
+  labelNames: ['source'] as const,
+  registers: [registry],
+  collect() {
+    if (lastEventTime !== undefined) {
+      const t = Date.parse(lastEventTime);
+      if (Number.isFinite(t)) this.labels('relay').set(Math.max(0, (Date.now() - t) / 1000));
+    }
+    if (ozonePositionMs !== undefined) this.labels('ozone').set(Math.max(0, (Date.now() - ozonePositionMs) / 1000));
+  },
+});
+const deliveryLatency = new Histogram({
+  name: 'atkafka_kafka_delivery_latency_seconds',
+  help: 'Produce to broker confirmation, per flush epoch: how long its oldest message waited (the worst in the epoch)',
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  registers: [registry],
+});
+export function kafkaEpochConfirmed(oldestWaitedMs: number): void {
+  deliveryLatency.observe(oldestWaitedMs / 1000);
+}
+const ready = new Gauge({ name: 'atkafka_ready', help: '1 when /readyz says ready: connected upstream and Kafka reachable', registers: [registry] });
+const kafkaReachable = new Gauge({ name: 'atkafka_kafka_reachable', help: '1 while the brokers answer (a metadata request in the last 12 s, and no flush stuck for 10 s)', registers: [registry] });
+export function readiness(isReady: boolean, kafkaOk: boolean): void {
+  ready.set(isReady ? 1 : 0);
+  kafkaReachable.set(kafkaOk ? 1 : 0);
+}
+export function tapAckPosition(id: number): void {
+  upstreamPosition.labels('tap').set(id);
+}
+
 const handledEvents = new Counter({
   name: 'atkafka_handled_events',
   help: 'Events handled, by action (operation#create|update|delete, account, identity, info, sync) and collection',
@@ -190,12 +241,15 @@ export function relayPosition(seq: number, eventTime: string | undefined): void 
 }
 export function relayCursorSaved(seq: number): void {
   relayCursor.set(seq);
+  upstreamPosition.labels('relay').set(seq);
 }
 export function relayConnection(open: boolean): void {
   relayConnected.set(open ? 1 : 0);
+  upstreamConnected.labels('relay').set(open ? 1 : 0);
 }
 export function relayReconnect(reason: string): void {
   relayReconnects.labels(reason).inc();
+  upstreamReconnects.labels('relay', reason).inc();
 }
 export function relaySeqGap(missing: number): void {
   relayGaps.inc();
@@ -213,8 +267,27 @@ export function relayOversizeFrame(): void {
 export function relayDuplicate(): void {
   relayDuplicates.inc();
 }
+let pausedSince: number | undefined;
+let pausedMsDone = 0;
+let pausedMsPublished = 0;
+const pausedSeconds = new Counter({
+  name: 'atkafka_backpressure_paused_seconds_total',
+  help: 'Seconds reading upstream spent paused for Kafka (or the decode threads); rate() is the share of time paused',
+  registers: [registry],
+  collect() {
+    const total = pausedMsDone + (pausedSince === undefined ? 0 : performance.now() - pausedSince);
+    this.inc((total - pausedMsPublished) / 1000);
+    pausedMsPublished = total;
+  },
+});
+void pausedSeconds;
 export function backpressure(on: boolean): void {
   paused.set(on ? 1 : 0);
+  if (on && pausedSince === undefined) pausedSince = performance.now();
+  else if (!on && pausedSince !== undefined) {
+    pausedMsDone += performance.now() - pausedSince;
+    pausedSince = undefined;
+  }
 }
 export function eventConfirmed(seconds: number): void {
   eventLatency.observe(seconds);
@@ -311,10 +384,12 @@ export function tapBuffersFrom(open: () => number, unsent: () => number): void {
 const tapConnected = new Gauge({ name: 'atkafka_tap_connected', help: "1 while Tap's /channel websocket is open", registers: [registry] });
 export function tapConnection(open: boolean): void {
   tapConnected.set(open ? 1 : 0);
+  upstreamConnected.labels('tap').set(open ? 1 : 0);
 }
 const tapReconnects = new Counter({ name: 'atkafka_tap_reconnects', help: 'Reconnects to Tap, by reason', labelNames: ['reason'] as const, registers: [registry] });
 export function tapReconnect(reason: string): void {
   tapReconnects.labels(reason).inc();
+  upstreamReconnects.labels('tap', reason).inc();
 }
 
 const tapRepos = new Gauge({
@@ -391,14 +466,17 @@ export function ozonePosition(throughMs: number): void {
 }
 export function ozoneCursorSaved(id: number): void {
   ozoneCursorId.set(id);
+  upstreamPosition.labels('ozone').set(id);
 }
 export function ozonePollError(kind: string): void {
   ozonePollErrors.labels(kind).inc();
   ozoneConnected.set(0);
+  upstreamConnected.labels('ozone').set(0);
 }
 export function ozonePoll(events: number): void {
   ozonePolls.labels(events > 0 ? 'events' : 'empty').inc();
   ozoneConnected.set(1);
+  upstreamConnected.labels('ozone').set(1);
 }
 export function ozoneSession(kind: 'create' | 'refresh', ok: boolean): void {
   ozoneSessions.labels(kind, ok ? 'ok' : 'error').inc();

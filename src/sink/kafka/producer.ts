@@ -43,6 +43,11 @@ const MATCHED = Symbol('matched');
 const MISSING = Symbol('missing');
 
 const CONNECT_TIMEOUT_MS = 60_000;
+const PROBE_INTERVAL_MS = 5_000;
+const PROBE_TIMEOUT_MS = 4_000;
+const UNREACHABLE_AFTER_MS = 12_000;
+const STUCK_FLUSH_MS = 10_000;
+
 /** One flush call's bound; a flush that times out is simply called again. */
 const FLUSH_TIMEOUT_MS = 5_000;
 const ERR_TIMED_OUT = -185;
@@ -119,6 +124,11 @@ export class KafkaSink implements MessageSink {
   #flushTimer: NodeJS.Timeout | undefined;
   #failuresInWindow = 0;
   #flushStartedAt = 0;
+  #epochStartedAt = 0;
+  /** When a broker last answered: a confirmed epoch or a metadata probe (readiness). */
+  #brokerAnsweredAt = Date.now();
+  #probeTimer: NodeJS.Timeout | undefined;
+  #probing = false;
   #closed = false;
   #drained: (() => void)[] = [];
   #lastErrorLog = 0;
@@ -144,6 +154,8 @@ export class KafkaSink implements MessageSink {
     producer.on('delivery-report', (err, report) => sink.#onFailedDelivery(err, report));
     producer.on('event.error', (err) => sink.#onError(err));
     producer.setPollInBackground(true);
+    sink.#probeTimer = setInterval(() => sink.#probe(), PROBE_INTERVAL_MS);
+    sink.#probeTimer.unref();
 
     try {
       const result = await ensureTopic(admin, opts.topic, opts.partitions, opts.replicationFactor, opts.maxMessageBytes);
@@ -225,6 +237,7 @@ export class KafkaSink implements MessageSink {
     }
     this.#journal?.entries.push(topic, key, value, headers);
     if (token !== NO_TOKEN) {
+      if (this.#epoch.length === 0) this.#epochStartedAt = performance.now();
       this.#epoch.push(token);
       this.#epochBytes += value.length;
     }
@@ -367,6 +380,8 @@ export class KafkaSink implements MessageSink {
       this.#inFlightBytes -= this.#epochBytes;
       this.#epochBytes = 0;
       metrics.messagesDelivered(epoch.length);
+      if (epoch.length > 0) metrics.kafkaEpochConfirmed(performance.now() - this.#epochStartedAt);
+      this.#brokerAnsweredAt = Date.now();
       for (const token of epoch) this.#confirmed(token);
     }
     // else the epoch stays open: its failed messages are among the held ones.
@@ -504,6 +519,29 @@ export class KafkaSink implements MessageSink {
     this.#log.warn({ err: err.message, inFlight: this.#inFlight }, msg);
   }
 
+  /**
+   * Whether the brokers answer: one did in the last 12 s (a confirmed epoch, or the metadata
+   * request sent every 5 s), and no flush has waited 10 s for its confirmations.
+   */
+  get reachable(): boolean {
+    if (this.#dead) return false;
+    if (this.#flushing && Date.now() - this.#flushStartedAt > STUCK_FLUSH_MS) return false;
+    return Date.now() - this.#brokerAnsweredAt < UNREACHABLE_AFTER_MS;
+  }
+
+  #probe(): void {
+    if (this.#probing || this.#closed) return;
+    this.#probing = true;
+    try {
+      this.#producer.getMetadata({ topic: this.#topic, timeout: PROBE_TIMEOUT_MS }, (err) => {
+        this.#probing = false;
+        if (!err) this.#brokerAnsweredAt = Date.now();
+      });
+    } catch {
+      this.#probing = false;
+    }
+  }
+
   flush(): Promise<void> {
     if (this.#inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.#drained.push(resolve));
@@ -512,6 +550,7 @@ export class KafkaSink implements MessageSink {
   close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
+    clearInterval(this.#probeTimer);
     for (const state of this.#topics.values()) if (state !== READY) clearTimeout(state.timer);
     return new Promise((resolve) => {
       if (!this.#producer.isConnected()) return resolve();

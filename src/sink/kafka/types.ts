@@ -19,6 +19,8 @@ export interface MessageSink<T = unknown> {
   readonly inFlight: number;
   /** Their value sizes (bytes; a string value counts its length). */
   readonly inFlightBytes: number;
+  /** Whether the brokers answer now (readiness); a sink that cannot tell leaves it out. */
+  readonly reachable?: boolean;
   /** Resolves when every message sent so far is confirmed. */
   flush(): Promise<void>;
   close(): Promise<void>;

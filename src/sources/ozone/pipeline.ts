@@ -115,6 +115,15 @@ export class OzonePipeline {
     return this.#connected;
   }
 
+  status(): { connected: boolean; cursor: string | undefined; cursorTime: string | undefined; inFlight: number } {
+    return {
+      connected: this.#connected,
+      cursor: this.#confirmed?.cursor,
+      cursorTime: this.#confirmed === undefined ? undefined : new Date(this.#confirmed.timeMs).toISOString(),
+      inFlight: this.#core.inFlight,
+    };
+  }
+
   /** Polls until the signal aborts; then lets Kafka confirm what is in flight and saves the cursor. */
   async run(signal: AbortSignal): Promise<void> {
     const progress = setInterval(() => this.#logProgress(), this.#o.progressIntervalMs ?? 30_000);

@@ -52,7 +52,7 @@ export interface RelayPipelineOptions {
   onEventConfirmed?: (latencyMs: number) => void;
 }
 
-export interface RelayPipelineStatus {
+export interface RelayPipelineStatus extends Record<string, unknown> {
   connected: boolean;
   cursor: number | undefined;
   lastSeq: number | undefined;

@@ -212,7 +212,10 @@ export class TapPipeline {
   }
 
   #sendAck(id: number): void {
-    if (this.#subscription.send(`{"type":"ack","id":${id}}`)) metrics.tapAckSent('ok');
+    if (this.#subscription.send(`{"type":"ack","id":${id}}`)) {
+      metrics.tapAckSent('ok');
+      metrics.tapAckPosition(id);
+    }
     else this.#unsent.push(id);
   }
 
