@@ -42,7 +42,7 @@ export interface RunSourceOptions {
  */
 export async function runSource(o: RunSourceOptions): Promise<number> {
   const { config } = o;
-  const logger = createLogger({ debug: config.debug });
+  const logger = createLogger({ debug: config.debug, level: config.logLevel, format: config.logFormat });
   logger.info(
     {
       ...o.describe,

@@ -143,7 +143,7 @@ export function checkKafkaClientConfig(opts: KafkaSinkOptions, queueMessages: nu
   if (all !== undefined) throw new UsageError(`the --kafka-option settings are refused by librdkafka together: ${all}`);
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** LOG_LEVEL is read by the logger, which throws on a level it does not know. */
 export function checkLogLevel(env: NodeJS.ProcessEnv): void {

@@ -2,7 +2,21 @@ import type { FlagSpec } from '../cli/flags.ts';
 
 /** Flags every command has, as in the Go at-kafka (names, env vars, defaults). */
 export const globalFlags: FlagSpec[] = [
-  { name: 'debug', kind: 'bool', env: ['ATKAFKA_DEBUG', 'DEBUG'], default: 'false', help: 'Log at debug level' },
+  { name: 'debug', kind: 'bool', env: ['ATKAFKA_DEBUG', 'DEBUG'], default: 'false', help: 'Log at debug level (the same as --log-level debug)' },
+  {
+    name: 'log-level',
+    kind: 'string',
+    env: ['ATKAFKA_LOG_LEVEL', 'LOG_LEVEL'],
+    default: 'info',
+    help: 'Log level: fatal, error, warn, info, debug, trace or silent',
+  },
+  {
+    name: 'log-format',
+    kind: 'string',
+    env: ['ATKAFKA_LOG_FORMAT'],
+    default: 'auto',
+    help: 'json (one JSON object per line, for log shippers), pretty (for people), or auto: pretty when stderr is a terminal, else json',
+  },
   {
     name: 'metrics-listen-address',
     kind: 'string',

@@ -1,12 +1,14 @@
 import { UsageError, type FlagValue } from '../cli/flags.ts';
 import { queueMessagesFor } from '../sink/kafka/config.ts';
 import { redactUrl } from '../telemetry/redact.ts';
-import { checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, checkUpstreamUrl, parseKafkaOptions, reconnectBackoff } from './checks.ts';
+import { LOG_LEVELS, checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, checkUpstreamUrl, parseKafkaOptions, reconnectBackoff } from './checks.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
 import { stagesConfig, type StagesConfig } from './stages-config.ts';
 
 export interface CommonConfig {
   debug: boolean;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
   metricsListenAddress: string;
 }
 
@@ -33,7 +35,17 @@ const get = <T extends FlagValue | undefined>(v: Values, name: string) => v.get(
 export function commonConfig(v: Values): CommonConfig {
   const metricsListenAddress = get<string>(v, 'metrics-listen-address');
   checkListenAddress(metricsListenAddress);
-  return { debug: get<boolean>(v, 'debug'), metricsListenAddress };
+  const debug = get<boolean>(v, 'debug');
+  const level = (get<string | undefined>(v, 'log-level') ?? 'info').trim().toLowerCase();
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level: "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
+  const format = (get<string | undefined>(v, 'log-format') ?? 'auto').trim().toLowerCase();
+  if (format !== 'json' && format !== 'pretty' && format !== 'auto') throw new UsageError(`--log-format: "${format}" is not json, pretty or auto`);
+  return {
+    debug,
+    logLevel: debug ? 'debug' : level,
+    logFormat: format === 'auto' ? (process.stderr.isTTY ? 'pretty' : 'json') : format,
+    metricsListenAddress,
+  };
 }
 
 export function kafkaConfig(v: Values): ReturnType<typeof kafkaOptions> {
