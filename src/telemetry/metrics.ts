@@ -20,7 +20,7 @@ const upstreamConnected = new Gauge({
 });
 const upstreamPosition = new Gauge({
   name: 'atkafka_upstream_position',
-  help: "By source: the saved upstream position, everything up to which is in Kafka (relay: the cursor's seq; tap: the last acked event id; ozone: the cursor's event id)",
+  help: "By source: the upstream position everything up to which is in Kafka (relay: the watermark seq, what the cursor file saves; tap: the last acked event id; ozone: the cursor's event id)",
   labelNames: ['source'] as const,
   registers: [registry],
 });
@@ -57,6 +57,10 @@ const kafkaReachable = new Gauge({ name: 'atkafka_kafka_reachable', help: '1 whi
 export function readiness(isReady: boolean, kafkaOk: boolean): void {
   ready.set(isReady ? 1 : 0);
   kafkaReachable.set(kafkaOk ? 1 : 0);
+}
+/** Everything up to this upstream position is in Kafka (whether or not a cursor file keeps it). */
+export function upstreamConfirmed(source: string, position: number): void {
+  upstreamPosition.labels(source).set(position);
 }
 export function tapAckPosition(id: number): void {
   upstreamPosition.labels('tap').set(id);

@@ -173,9 +173,8 @@ export class RelayPipeline {
 
     const onAbort = () => this.#subscription.stop();
     signal.addEventListener('abort', onAbort, { once: true });
-    if (opts.cursorFile !== undefined) {
-      this.#saveTimer = setInterval(() => void this.#saveCursor(), opts.cursorSaveIntervalMs);
-    }
+    // Without a cursor file too: the confirmed position is still a metric.
+    this.#saveTimer = setInterval(() => void this.#saveCursor(), opts.cursorSaveIntervalMs);
     let failure: unknown;
     try {
       await this.#subscription.run();
@@ -476,6 +475,7 @@ export class RelayPipeline {
     // Chained so two saves never race on the temp file.
     this.#saving = this.#saving.then(async () => {
       const seq = this.#watermark.value;
+      if (seq !== undefined) metrics.upstreamConfirmed('relay', seq);
       if (cursorFile === undefined || seq === undefined || seq === this.#savedSeq) return;
       try {
         await saveCursor(cursorFile, { seq, relayHost });
