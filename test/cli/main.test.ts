@@ -134,9 +134,9 @@ describe('atkafka command line', () => {
     assert.ok(!run.stderr.includes('hunter2'));
   });
 
-  test('unknown and not-yet-implemented commands: exit 2', () => {
+  test('an unknown command, and ozone-events without its required flags: exit 2', () => {
     assertUsageError(atkafka(['frobnicate']), /^atkafka: unknown command "frobnicate"$/);
-    assertUsageError(atkafka(['ozone-events']), /not implemented/);
+    assertUsageError(atkafka(['ozone-events'], KAFKA), /^atkafka: missing required flag --pds-host \(or env ATKAFKA_OZONE_PDS_HOST\)$/);
   });
 
   test('flags before and between the command words, as the Go version (urfave/cli) takes them', () => {
@@ -184,7 +184,8 @@ describe('atkafka command line', () => {
     assert.ok(help.includes('  --bootstrap-servers a,b,...\n      Kafka bootstrap servers, host:port,... [env ATKAFKA_BOOTSTRAP_SERVERS; required]\n'));
     assert.ok(help.includes('  --linger DURATION\n'));
     assert.ok(help.includes('[env ATKAFKA_LINGER; default 20ms]'));
-    assert.ok(help.includes('  --debug\n      Log at debug level [env ATKAFKA_DEBUG, DEBUG; default false]\n'));
+    assert.ok(help.includes('  --debug\n      Log at debug level (the same as --log-level debug) [env ATKAFKA_DEBUG, DEBUG; default false]\n'));
+    assert.ok(help.includes('  --log-level VALUE\n      Log level: fatal, error, warn, info, debug, trace or silent [env ATKAFKA_LOG_LEVEL, LOG_LEVEL; default info]\n'));
     assert.ok(help.includes('[env ATKAFKA_RELAY_HOST; default wss://bsky.network]'));
     assert.ok(help.includes('[env ATKAFKA_CURSOR_FILE; default atkafka-cursor.json]'));
   });
