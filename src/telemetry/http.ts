@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 
 import { readiness, registry } from './metrics.ts';
+import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML, statusSnapshot } from './status-page.ts';
 
 /** What the process knows about itself, for the probes. */
 export interface Probes {
@@ -28,6 +29,7 @@ export function readinessOf(probes: Probes): { ready: boolean; upstream: boolean
  *   /readyz   200 when events can flow (connected upstream and Kafka reachable), else 503
  *   /health   200 while connected upstream, else 503 (the first version's probe, kept)
  * Each answers JSON with what it looked at.
+ *   /status   the status page (HTML), and /status.json what it reads (status-page.ts)
  */
 export async function startMetricsServer(address: string, probes: Probes): Promise<Server> {
   const { host, port } = parseListenAddress(address);
@@ -59,6 +61,18 @@ export async function startMetricsServer(address: string, probes: Probes): Promi
     } else if (path === '/health') {
       const detail = probes.status();
       json(detail.connected ? 200 : 503, { ok: detail.connected, ...detail });
+    } else if (path === '/status') {
+      // The status page (docs/status-page.md); it polls /status.json.
+      res.writeHead(200, STATUS_PAGE_HEADERS);
+      res.end(STATUS_PAGE_HTML);
+    } else if (path === '/status.json') {
+      statusSnapshot(probes, started).then(
+        (snapshot) => json(200, snapshot),
+        (err: unknown) => {
+          res.writeHead(500);
+          res.end(String(err));
+        },
+      );
     } else {
       res.writeHead(404);
       res.end();
