@@ -109,7 +109,9 @@ export async function statusSnapshot(probes: Probes, started: number): Promise<S
     samples(name)
       .filter((s) => s.value !== 0)
       .map((s) => ({ ...(Object.fromEntries(keys.map((k) => [k, String(s.labels[k] ?? '')])) as Record<K, string>), value: s.value }));
-  const isoOrNull = (seconds: number | null): string | null => (seconds === null ? null : new Date(seconds * 1000).toISOString());
+  // Unlabeled gauges read 0 until first set: a time of 0 means none yet.
+  const isoOrNull = (seconds: number | null): string | null => (seconds === null || seconds === 0 ? null : new Date(seconds * 1000).toISOString());
+  const ozoneSince = one('atkafka_ozone_position_seconds');
 
   const info = probes.info ?? {};
   const source = typeof info.source === 'string' ? info.source : null;
@@ -194,8 +196,8 @@ export async function statusSnapshot(probes: Probes, started: number): Promise<S
       source !== 'ozone'
         ? null
         : {
-            lagSeconds: one('atkafka_ozone_lag_seconds'),
-            positionTime: isoOrNull(one('atkafka_ozone_position_seconds')),
+            lagSeconds: ozoneSince === null || ozoneSince === 0 ? null : one('atkafka_ozone_lag_seconds'),
+            positionTime: isoOrNull(ozoneSince),
             lastEventTime: isoOrNull(one('atkafka_ozone_last_event_time_seconds')),
             cursorEventId: one('atkafka_upstream_position', { source: 'ozone' }),
             polls: { events: sum('atkafka_ozone_polls', { result: 'events' }), empty: sum('atkafka_ozone_polls', { result: 'empty' }) },
@@ -350,6 +352,7 @@ function rateTable(table, prefix, limit) {
   keys.slice(0, limit).forEach(function (k) {
     row(table, k, [{ cls: 'name', text: k.slice(prefix.length) }, { spark: k }, { cls: 'n', text: rate(last(k)) + '/s' }, { cls: 'n dim', text: num(snaps[snaps.length - 1].c[k]) }]);
   });
+  if (!keys.length) row(table, '', [{ cls: 'dim', text: 'no events yet' }]);
   endTable(table);
 }
 function countTable(table, list, label) {
