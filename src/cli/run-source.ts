@@ -85,7 +85,7 @@ export async function runSource(o: RunSourceOptions): Promise<number> {
         kafkaReachable: () => sink.reachable !== false,
         info: { command: o.command, source: o.source, version: USER_AGENT.split('/')[1], topic: config.kafka.topic, bootstrapServers: config.kafka.bootstrapServers.map(redactUrl), ...o.describe },
       });
-      logger.info({ address: config.metricsListenAddress }, 'serving /metrics, /healthz, /readyz and /health');
+      logger.info({ address: config.metricsListenAddress }, 'serving /metrics, /healthz, /readyz, /health and the status page /status');
     } catch (err) {
       logger.fatal({ err: (err as Error).message, address: config.metricsListenAddress }, 'cannot listen for metrics');
       stages.close();
