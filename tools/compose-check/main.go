@@ -4,6 +4,7 @@
 // be checked on a machine without a Docker engine.
 //
 //	compose-check [--env NAME=VALUE]... [--env-file FILE]... [--os-env] [--dotenv] FILE...
+//	compose-check --yaml FILE...    # any YAML file as JSON (Prometheus and Grafana configs)
 //
 // Each FILE is loaded on its own, as `docker compose -f FILE config` would:
 // schema validation, interpolation, normalisation, paths resolved against the
@@ -18,6 +19,8 @@
 // compose does.
 //
 // Output (stdout): {"files": [{"file", "ok", "error"?, "warnings"?, "project"?}]}.
+// With --yaml: {"FILE": <its YAML document as JSON>, ...}, with the same YAML
+// library the loader uses, so the tests need no YAML parser of their own.
 // Exit status: 0 when every file loaded, 1 when one did not, 2 on bad arguments.
 package main
 
@@ -38,6 +41,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/sirupsen/logrus"
+	"go.yaml.in/yaml/v4"
 )
 
 // warnings collects what the loader logs at warning level or above.
@@ -265,7 +269,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	var envs, envFiles, files multi
-	osEnv, useDotenv := false, false
+	osEnv, useDotenv, yamlMode := false, false, false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		next := func() (string, bool) {
@@ -297,8 +301,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			osEnv = true
 		case a == "--dotenv":
 			useDotenv = true
+		case a == "--yaml":
+			yamlMode = true
 		case a == "-h" || a == "--help":
 			fmt.Fprintln(stdout, "usage: compose-check [--env NAME=VALUE]... [--env-file FILE]... [--os-env] [--dotenv] FILE...")
+			fmt.Fprintln(stdout, "       compose-check --yaml FILE...")
 			return 0
 		case strings.HasPrefix(a, "-"):
 			fmt.Fprintf(stderr, "compose-check: unknown option %s\n", a)
@@ -310,6 +317,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "compose-check: no compose file given")
 		return 2
+	}
+	if yamlMode {
+		return yamlToJSON(files, stdout, stderr)
 	}
 	env := map[string]string{}
 	if osEnv {
@@ -361,6 +371,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return status
+}
+
+// yamlToJSON prints each YAML file (one document) as JSON, keyed by its name.
+func yamlToJSON(files []string, stdout, stderr io.Writer) int {
+	out := map[string]any{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "compose-check: %v\n", err)
+			return 1
+		}
+		var doc any
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			fmt.Fprintf(stderr, "compose-check: %s: %v\n", f, err)
+			return 1
+		}
+		out[f] = doc
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		fmt.Fprintf(stderr, "compose-check: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 func main() {

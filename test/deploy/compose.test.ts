@@ -1,0 +1,405 @@
+// The three compose files (docker-compose.yml, docker-compose.tap.yml, docker-compose.ozone.yml),
+// checked without a Docker engine: each is loaded by the Compose Specification's own loader
+// (compose-go, which docker compose is built on; tools/compose-check, built and cached by
+// scripts/compose-check.sh) in strict mode, and what it resolved is checked against the repo and
+// against atkafka itself: files that are mounted or built exist, atkafka's command and every
+// ATKAFKA_* variable are ones its CLI takes in that mode (resolved with the CLI's own flag code),
+// the probes and ports agree with the Dockerfile, Prometheus scrapes atkafka and Grafana finds
+// Prometheus and the dashboards. Tap's variables are checked against the real Tap's `run --help`.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { parseArgs, resolveFlags, type FlagSpec } from '../../src/cli/flags.ts';
+import { enrichFlags, firehoseFlags, globalFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, tapFlags } from '../../src/config/flags.ts';
+import { tapBinary } from '../support/tap.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CI_ENV = join(ROOT, 'tools/compose-check/ci.env');
+
+interface Healthcheck {
+  test: string[];
+  interval?: string;
+  timeout?: string;
+  start_period?: string;
+  retries?: number;
+  disable?: boolean;
+}
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string; args?: Record<string, string> };
+  command?: string[];
+  working_dir?: string;
+  environment: Record<string, string>;
+  healthcheck?: Healthcheck;
+  ports: { host_ip?: string; published?: string; target: number; protocol?: string }[];
+  volumes: { type: string; source: string; target: string; read_only?: boolean }[];
+  secrets: { source: string; target: string }[];
+  depends_on: Record<string, string>;
+  restart?: string;
+  stop_grace_period?: string;
+}
+interface Project {
+  name: string;
+  services: Record<string, Service>;
+  volumes: string[];
+  secrets: Record<string, string>;
+}
+interface Loaded {
+  file: string;
+  ok: boolean;
+  error?: string;
+  warnings?: string[];
+  project?: Project;
+}
+
+/** Each compose file, the mode it runs, and the flags atkafka takes in that mode (as src/cli/main.ts groups them). */
+const MODES: { file: string; command: string[]; flags: FlagSpec[]; volumes: string[] }[] = [
+  {
+    file: 'docker-compose.yml',
+    command: ['firehose', 'relay'],
+    flags: [...firehoseFlags, ...relayFlags, ...enrichFlags, ...kafkaFlags, ...globalFlags],
+    volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data'],
+  },
+  {
+    file: 'docker-compose.tap.yml',
+    command: ['firehose', 'tap'],
+    flags: [...tapFlags, ...reconnectFlags, ...firehoseFlags, ...enrichFlags, ...kafkaFlags, ...globalFlags],
+    volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data', 'tap-data'],
+  },
+  {
+    file: 'docker-compose.ozone.yml',
+    command: ['ozone-events'],
+    flags: [
+      ...ozoneFlags,
+      ...reconnectFlags,
+      ...enrichFlags.filter((f) => ['osprey-worker-id', 'osprey-epoch', 'kafka-headers', 'topic-template'].includes(f.name)),
+      ...firehoseFlags.filter((f) => f.name === 'osprey-compatible'),
+      ...kafkaFlags,
+      ...globalFlags,
+    ],
+    volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data'],
+  },
+];
+const SHARED = ['kafka', 'kafka-ui', 'prometheus', 'grafana'];
+
+let bin = '';
+const loaded = new Map<string, Project>();
+
+function composeCheck(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(bin, args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+function yamlFile<T>(path: string): T {
+  const r = composeCheck(['--yaml', path]);
+  assert.equal(r.status, 0, r.stderr);
+  return (JSON.parse(r.stdout) as Record<string, T>)[path]!;
+}
+function project(file: string): Project {
+  const p = loaded.get(file);
+  assert.ok(p, `${file} did not load`);
+  return p;
+}
+const inRepo = (p: string) => !relative(ROOT, p).startsWith('..');
+const seconds = (d: string | undefined) => {
+  const m = /^(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(d ?? '');
+  assert.ok(m && d, `duration ${d}`);
+  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
+};
+/** The runtime stage's HEALTHCHECK CMD of a Dockerfile, as the exec-form array. */
+function dockerfileHealthcheck(dockerfile: string): string[] {
+  const text = readFileSync(join(ROOT, dockerfile), 'utf8').replace(/\\\n/g, ' ');
+  const line = text.split('\n').findLast((l) => /^HEALTHCHECK\s/.test(l));
+  assert.ok(line, `${dockerfile} has a HEALTHCHECK`);
+  const cmd = /\sCMD\s+(\[.*\])\s*$/.exec(line);
+  assert.ok(cmd, `${dockerfile}: HEALTHCHECK CMD in exec form`);
+  return JSON.parse(cmd[1]!) as string[];
+}
+
+before(() => {
+  const build = spawnSync('bash', [join(ROOT, 'scripts/compose-check.sh'), '--build-only'], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(build.status, 0, `scripts/compose-check.sh --build-only failed:\n${build.stderr}`);
+  bin = build.stdout.trim().split('\n').at(-1)!;
+  const r = composeCheck(['--env-file', CI_ENV, ...MODES.map((m) => m.file)]);
+  const out = JSON.parse(r.stdout) as { files: Loaded[] };
+  for (const f of out.files) if (f.ok && f.project) loaded.set(f.file, f.project);
+  assert.equal(r.status, 0, `compose-check failed:\n${r.stderr}`);
+});
+
+describe('the compose loader', () => {
+  test('every compose file loads in strict mode: schema, interpolation, consistency, no warnings', () => {
+    for (const m of MODES) {
+      const p = project(m.file);
+      assert.ok(Object.keys(p.services).length >= 5, m.file);
+    }
+  });
+
+  test('is strict: a misspelt key, an unset variable or an undeclared volume is an error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'atkafka-compose-'));
+    try {
+      const cases: [string, RegExp][] = [
+        ['services:\n  a:\n    image: x:1\n    healthchek:\n      test: ["CMD", "true"]\n', /healthchek/],
+        ['services:\n  a:\n    image: x:${NOT_SET_ANYWHERE}\n', /NOT_SET_ANYWHERE/],
+        ['services:\n  a:\n    image: x:1\n    volumes: ["undeclared:/data"]\n', /undeclared/],
+      ];
+      for (const [i, [yaml, why]] of cases.entries()) {
+        const file = join(dir, `case${i}.yml`);
+        writeFileSync(file, yaml);
+        const r = composeCheck([file]);
+        assert.equal(r.status, 1, yaml);
+        const res = (JSON.parse(r.stdout) as { files: Loaded[] }).files[0]!;
+        assert.equal(res.ok, false);
+        assert.match(res.error ?? '', why);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the Ozone file refuses to load without the moderator account and the labeler DID, naming what to set', () => {
+    const r = composeCheck(['docker-compose.ozone.yml']);
+    assert.equal(r.status, 1);
+    const res = (JSON.parse(r.stdout) as { files: Loaded[] }).files[0]!;
+    assert.match(res.error ?? '', /ATKAFKA_OZONE_(IDENTIFIER|LABELER_DID)/);
+    const withOne = composeCheck(['--env', 'ATKAFKA_OZONE_IDENTIFIER=mod.example.com', 'docker-compose.ozone.yml']);
+    assert.equal(withOne.status, 1);
+    assert.match(withOne.stdout, /ATKAFKA_OZONE_LABELER_DID/);
+  });
+
+  test('variables from the environment reach the containers (the .env way of configuring)', () => {
+    const r = composeCheck(['--env-file', CI_ENV, '--env', 'ATKAFKA_OUTPUT_TOPIC=my-topic', '--env', 'BIND_ADDRESS=0.0.0.0', '--env', 'METRICS_PORT=16009', 'docker-compose.yml']);
+    assert.equal(r.status, 0, r.stderr);
+    const p = (JSON.parse(r.stdout) as { files: Loaded[] }).files[0]!.project!;
+    assert.equal(p.services.atkafka!.environment.ATKAFKA_OUTPUT_TOPIC, 'my-topic');
+    assert.deepEqual(p.services.atkafka!.ports.map((x) => [x.host_ip, x.published, x.target]), [['0.0.0.0', '16009', 6009]]);
+  });
+});
+
+for (const mode of MODES) {
+  describe(mode.file, () => {
+    test('kafka, kafka-ui, prometheus, grafana and atkafka, each with a health check and restart: unless-stopped', () => {
+      const p = project(mode.file);
+      for (const name of [...SHARED, 'atkafka']) assert.ok(p.services[name], `service ${name}`);
+      for (const [name, s] of Object.entries(p.services)) {
+        assert.ok(s.healthcheck && !s.healthcheck.disable, `${name}: healthcheck`);
+        assert.match(s.healthcheck.test[0] ?? '', /^CMD(-SHELL)?$/, `${name}: healthcheck test`);
+        assert.ok(s.healthcheck.test.length >= 2, `${name}: healthcheck command`);
+        assert.equal(s.restart, 'unless-stopped', `${name}: restart`);
+        assert.ok(seconds(s.healthcheck.timeout) < seconds(s.healthcheck.interval) * 2 + 1, `${name}: timeout`);
+      }
+    });
+
+    test('images pinned to a version; builds from files in this repo', () => {
+      const p = project(mode.file);
+      for (const [name, s] of Object.entries(p.services)) {
+        assert.ok(s.image, `${name}: image`);
+        const tag = /:([^/:]+)$/.exec(s.image)?.[1];
+        assert.ok(tag && tag !== 'latest', `${name}: ${s.image} has a pinned tag`);
+        if (s.build) {
+          assert.equal(resolve(s.build.context), resolve(ROOT), `${name}: build context`);
+          const dockerfile = resolve(s.build.context, s.build.dockerfile);
+          assert.ok(inRepo(dockerfile) && statSync(dockerfile).isFile(), `${name}: ${dockerfile}`);
+        }
+      }
+    });
+
+    test('every bind mount is a file or folder of this repo; named volumes for Kafka, atkafka, Prometheus and Grafana', () => {
+      const p = project(mode.file);
+      for (const [name, s] of Object.entries(p.services)) {
+        for (const v of s.volumes) {
+          if (v.type === 'bind') {
+            assert.ok(inRepo(v.source), `${name}: ${v.source} is in the repo`);
+            assert.ok(existsSync(v.source), `${name}: ${relative(ROOT, v.source)} exists`);
+            assert.equal(v.read_only, true, `${name}: ${v.target} read-only`);
+          } else {
+            assert.equal(v.type, 'volume', `${name}: ${v.target}`);
+            assert.ok(p.volumes.includes(v.source), `${name}: volume ${v.source} declared`);
+          }
+        }
+      }
+      assert.deepEqual(p.volumes, mode.volumes);
+      const mountOf = (svc: string, target: string) => p.services[svc]!.volumes.find((v) => v.target === target)?.source;
+      assert.equal(mountOf('kafka', p.services.kafka!.environment.KAFKA_LOG_DIRS!), 'kafka-data');
+      assert.equal(mountOf('atkafka', '/data'), 'atkafka-data');
+      assert.equal(mountOf('prometheus', '/prometheus'), 'prometheus-data');
+      assert.equal(mountOf('grafana', '/var/lib/grafana'), 'grafana-data');
+    });
+
+    test(`atkafka runs \`${mode.command.join(' ')}\` from the Dockerfile's image, after Kafka is healthy, with the cursor on its volume`, () => {
+      const a = project(mode.file).services.atkafka!;
+      assert.deepEqual(a.command, mode.command);
+      assert.equal(a.image, 'atkafka:local');
+      assert.equal(a.build?.dockerfile, 'Dockerfile');
+      assert.equal(a.depends_on.kafka, 'service_healthy');
+      assert.equal(a.working_dir, '/data');
+      assert.ok(seconds(a.stop_grace_period) > 30, 'stop_grace_period above the 30 s drain');
+      const cursor = a.environment.ATKAFKA_CURSOR_FILE ?? a.environment.ATKAFKA_OZONE_CURSOR_FILE;
+      if (mode.command[1] === 'tap') assert.equal(cursor, undefined, 'Tap mode keeps no cursor file');
+      else assert.match(cursor ?? '', /^\/data\/[a-z-]+-cursor\.json$/);
+    });
+
+    test("atkafka's environment: only ATKAFKA_* variables its CLI takes in this mode, with values the CLI accepts", () => {
+      const a = project(mode.file).services.atkafka!;
+      const known = new Map(mode.flags.flatMap((f) => f.env.map((e) => [e, f] as const)));
+      for (const name of Object.keys(a.environment)) {
+        assert.match(name, /^ATKAFKA_/, name);
+        assert.ok(known.has(name), `${name} is not a flag of atkafka ${mode.command.join(' ')}`);
+      }
+      // The CLI's own resolution: required flags present, every number, duration and switch parses.
+      const values = resolveFlags(parseArgs([], mode.flags), mode.flags, { ...a.environment });
+      assert.deepEqual(values.get('bootstrap-servers'), ['kafka:29092']);
+      assert.ok(values.get('output-topic'));
+      assert.equal(values.get('metrics-listen-address'), '0.0.0.0:6009');
+      for (const f of mode.flags.filter((x) => x.secret)) {
+        for (const e of f.env) assert.ok(!a.environment[e], `${e}: a secret in the environment`);
+      }
+    });
+
+    test("atkafka's health check is the image's (/readyz on the metrics port), and the port is published", () => {
+      const a = project(mode.file).services.atkafka!;
+      assert.deepEqual(a.healthcheck!.test, ['CMD', ...dockerfileHealthcheck('Dockerfile')]);
+      assert.match(a.healthcheck!.test.join(' '), /http:\/\/127\.0\.0\.1:6009\/readyz/);
+      assert.ok(a.ports.some((x) => x.target === 6009));
+    });
+
+    test('Kafka: one KRaft node, an inside listener atkafka and the UI use, a host listener, and a health check through it', () => {
+      const p = project(mode.file);
+      const k = p.services.kafka!;
+      assert.match(k.image!, /^apache\/kafka:4\.\d+\.\d+$/);
+      const env = k.environment;
+      assert.equal(env.KAFKA_PROCESS_ROLES, 'broker,controller');
+      assert.match(env.CLUSTER_ID ?? '', /^[A-Za-z0-9_-]{22}$/, 'CLUSTER_ID: 16 bytes, base64url');
+      assert.equal(Buffer.from(env.CLUSTER_ID!, 'base64url').length, 16);
+      const advertised = Object.fromEntries(env.KAFKA_ADVERTISED_LISTENERS!.split(',').map((l) => l.split('://') as [string, string]));
+      const listeners = Object.fromEntries(env.KAFKA_LISTENERS!.split(',').map((l) => l.split('://') as [string, string]));
+      const protocols = Object.fromEntries(env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP!.split(',').map((l) => l.split(':') as [string, string]));
+      const inside = advertised[env.KAFKA_INTER_BROKER_LISTENER_NAME!];
+      assert.equal(inside, 'kafka:29092');
+      assert.equal(advertised.PLAINTEXT_HOST, 'localhost:9092');
+      for (const name of [...Object.keys(advertised), env.KAFKA_CONTROLLER_LISTENER_NAMES!]) {
+        assert.ok(listeners[name], `listener ${name}`);
+        assert.equal(protocols[name], 'PLAINTEXT', `protocol of ${name}`);
+      }
+      assert.equal(env.KAFKA_CONTROLLER_QUORUM_VOTERS, `${env.KAFKA_NODE_ID}@kafka${listeners.CONTROLLER}`);
+      assert.ok(k.ports.some((x) => x.target === Number(listeners.PLAINTEXT_HOST!.split(':')[1]) && x.published === '9092'));
+      assert.equal(p.services.atkafka!.environment.ATKAFKA_BOOTSTRAP_SERVERS, inside);
+      assert.equal(p.services['kafka-ui']!.environment.KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS, inside);
+      assert.deepEqual(k.healthcheck!.test.slice(1), ['/opt/kafka/bin/kafka-broker-api-versions.sh', '--bootstrap-server', inside]);
+      for (const rf of ['KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR', 'KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR']) assert.equal(env[rf], '1', rf);
+    });
+
+    test('Prometheus scrapes atkafka:6009 with the config file from deploy/prometheus', () => {
+      const p = project(mode.file);
+      const prom = p.services.prometheus!;
+      const mount = prom.volumes.find((v) => v.type === 'bind');
+      assert.equal(relative(ROOT, mount!.source), 'deploy/prometheus/prometheus.yml');
+      assert.ok(prom.command?.includes(`--config.file=${mount!.target}`));
+      const config = yamlFile<{ scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[] }>(
+        'deploy/prometheus/prometheus.yml',
+      );
+      const job = config.scrape_configs.find((j) => j.job_name === 'atkafka');
+      assert.ok(job, 'a job atkafka');
+      assert.equal(job.metrics_path ?? '/metrics', '/metrics');
+      const port = p.services.atkafka!.environment.ATKAFKA_METRICS_LISTEN_ADDRESS!.split(':').at(-1);
+      assert.deepEqual(job.static_configs.flatMap((s) => s.targets), [`atkafka:${port}`]);
+      assert.match(prom.healthcheck!.test.join(' '), /127\.0\.0\.1:9090\/-\/ready/);
+    });
+
+    test('Grafana: Prometheus as the data source, and the dashboards folder provisioned', () => {
+      const p = project(mode.file);
+      const g = p.services.grafana!;
+      const bind = (source: string) => g.volumes.find((v) => v.type === 'bind' && relative(ROOT, v.source) === source);
+      const ds = bind('deploy/grafana/provisioning/datasources');
+      const dash = bind('deploy/grafana/provisioning/dashboards');
+      const boards = bind('deploy/grafana/dashboards');
+      assert.equal(ds?.target, '/etc/grafana/provisioning/datasources');
+      assert.equal(dash?.target, '/etc/grafana/provisioning/dashboards');
+      assert.ok(boards, 'deploy/grafana/dashboards mounted');
+
+      const datasources = yamlFile<{ apiVersion: number; datasources: { type: string; url: string; isDefault?: boolean }[] }>(
+        'deploy/grafana/provisioning/datasources/prometheus.yml',
+      );
+      assert.equal(datasources.apiVersion, 1);
+      const prom = datasources.datasources.find((d) => d.type === 'prometheus');
+      assert.ok(prom?.isDefault);
+      const url = new URL(prom.url);
+      assert.ok(p.services[url.hostname], `the data source's host ${url.hostname} is a service`);
+      assert.ok(p.services[url.hostname]!.ports.some((x) => String(x.target) === url.port));
+
+      const providers = yamlFile<{ apiVersion: number; providers: { type: string; options: { path: string } }[] }>(
+        'deploy/grafana/provisioning/dashboards/atkafka.yml',
+      );
+      assert.equal(providers.apiVersion, 1);
+      assert.deepEqual(providers.providers.map((x) => [x.type, x.options.path]), [['file', boards.target]]);
+      assert.ok(statSync(join(ROOT, 'deploy/grafana/dashboards')).isDirectory());
+      const home = g.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
+      assert.ok(home?.startsWith(`${boards.target}/`), 'the home dashboard is one of the provisioned files');
+      assert.equal(g.depends_on.prometheus, 'service_healthy');
+    });
+
+    test('published ports: on 127.0.0.1 by default, none twice', () => {
+      const p = project(mode.file);
+      const published = Object.values(p.services).flatMap((s) => s.ports);
+      for (const x of published) assert.equal(x.host_ip, '127.0.0.1', `port ${x.published}`);
+      const hostPorts = published.map((x) => x.published);
+      assert.equal(new Set(hostPorts).size, hostPorts.length, hostPorts.join(','));
+    });
+  });
+}
+
+describe('the three files together', () => {
+  test('Kafka, the UI, Prometheus and Grafana are the same in all three (no drift), the project names differ', () => {
+    const [first, ...rest] = MODES.map((m) => project(m.file));
+    for (const p of rest) for (const name of SHARED) assert.deepEqual(p.services[name], first!.services[name], `${p.name}: ${name}`);
+    assert.equal(new Set(MODES.map((m) => project(m.file).name)).size, 3);
+  });
+
+  test('Ozone: the password only as a compose secret, a file kept out of the build context', () => {
+    const p = project('docker-compose.ozone.yml');
+    const a = p.services.atkafka!;
+    assert.equal(a.environment.ATKAFKA_OZONE_PASSWORD, undefined);
+    const secret = a.secrets.find((s) => s.target === a.environment.ATKAFKA_OZONE_PASSWORD_FILE);
+    assert.ok(secret, 'ATKAFKA_OZONE_PASSWORD_FILE names a mounted secret');
+    assert.equal(relative(ROOT, p.secrets[secret.source]!), 'secrets/ozone-password');
+    for (const m of MODES.filter((x) => x.file !== 'docker-compose.ozone.yml')) assert.deepEqual(project(m.file).secrets, {});
+  });
+
+  test("Tap: built from Dockerfile.tap at scripts/tap.sh's version, with variables the real Tap knows", (t) => {
+    const p = project('docker-compose.tap.yml');
+    const tap = p.services.tap!;
+    const script = readFileSync(join(ROOT, 'scripts/tap.sh'), 'utf8');
+    const version = /^version=(\S+)$/m.exec(script)?.[1];
+    const module = /^module=(\S+)$/m.exec(script)?.[1];
+    assert.ok(version && module);
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile.tap'), 'utf8');
+    assert.equal(/^ARG TAP_VERSION=(\S+)$/m.exec(dockerfile)?.[1], version, 'Dockerfile.tap ARG TAP_VERSION');
+    assert.ok(dockerfile.includes(`go install -trimpath -tags timetzdata "${module}@\${TAP_VERSION}"`), 'Dockerfile.tap installs the module of scripts/tap.sh');
+    assert.equal(tap.build?.dockerfile, 'Dockerfile.tap');
+    assert.equal(tap.build?.args?.TAP_VERSION, version);
+    assert.ok(tap.image?.endsWith(`:${version}`));
+    assert.deepEqual(tap.volumes.map((v) => [v.source, v.target]), [['tap-data', '/data']]);
+
+    const a = p.services.atkafka!;
+    assert.equal(a.depends_on.tap, 'service_healthy');
+    const bindPort = tap.environment.TAP_BIND!.split(':').at(-1);
+    assert.equal(a.environment.ATKAFKA_TAP_HOST, `ws://tap:${bindPort}`);
+    assert.equal(a.environment.ATKAFKA_TAP_METRICS_URL, `http://tap:${tap.environment.TAP_METRICS_LISTEN!.split(':').at(-1)}`);
+    assert.match(tap.healthcheck!.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${bindPort}/health`));
+
+    let bin: string;
+    try {
+      bin = tapBinary();
+    } catch (err) {
+      t.skip(`the real Tap is not built here (${(err as Error).message})`);
+      return;
+    }
+    const help = spawnSync(bin, ['run', '--help'], { encoding: 'utf8', timeout: 30_000 });
+    const tapEnv = new Set([...help.stdout.matchAll(/\$([A-Z0-9_]+)/g)].map((m) => m[1]));
+    assert.ok(tapEnv.has('TAP_BIND'), "Tap's help lists its variables");
+    for (const name of Object.keys(tap.environment)) assert.ok(tapEnv.has(name), `${name} is a variable of tap run`);
+  });
+});
