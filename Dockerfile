@@ -28,7 +28,8 @@ COPY package.json package-lock.json ./
 # CKJS_LINKING=dynamic: link librdkafka to the libraries above instead of building
 # its own static copies. npm_config_build_from_source: never take the prebuilt
 # binary node-pre-gyp would otherwise download (the image then has exactly what the
-# tests ran against).
+# tests ran against). npm warns that it does not know "build-from-source": the
+# variable is for node-pre-gyp, which reads it from the environment.
 ENV CKJS_LINKING=dynamic npm_config_build_from_source=true
 RUN npm ci --omit=dev --no-audit --no-fund
 # Only the addon and its two shared libraries are needed at run time: drop
