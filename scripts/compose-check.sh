@@ -15,7 +15,7 @@
 # The binary is cached under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/atkafka/compose-check/<hash of go.mod, go.sum, main.go>/
 # and rebuilt only when one of those changes; a cold build fetches compose-go from
-# the Go module proxy (~30 s), a cached run takes well under a second.
+# the Go module proxy (under a minute), a cached run takes well under a second.
 # test/deploy/compose.test.ts finds the binary the same way (--build-only).
 # Progress goes to stderr.
 set -euo pipefail
