@@ -8,13 +8,14 @@
 #   3. Apache Kafka jars for the test broker, and its JVM class archive
 #   4. tools/peers/node_modules: the real PLC, PDS, AppView and Ozone the tests start
 #   5. the real Tap (indigo cmd/tap) binary, built with the machine's Go and cached
+#   6. tools/compose-check (compose-go, the compose files' loader), built with the machine's Go and cached
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 say() { printf 'setup: %s\n' "$*"; }
 
 # ------------------------------------------------------------------ 1. system packages
-pkgs=(libzstd-dev liblz4-dev zstd kcat build-essential python3 postgresql redis-server chromium)   # postgresql, redis-server: the test peers (tools/peers); chromium: the status page test
+pkgs=(libzstd-dev liblz4-dev libssl-dev zlib1g-dev pkg-config zstd kcat build-essential python3 postgresql redis-server chromium)   # libssl-dev zlib1g-dev pkg-config: what the Dockerfile's build stage installs (test/deploy/dockerfile.test.ts builds the same way); postgresql, redis-server: the test peers (tools/peers); chromium: the status page test
 command -v java >/dev/null || pkgs+=(default-jre-headless)   # Debian 12: OpenJDK 17, what Kafka 4 needs
 command -v mvn >/dev/null || pkgs+=(maven)
 missing=()
@@ -100,5 +101,11 @@ fi
 tap_bin="$(bash scripts/tap.sh)"
 say "tap at $tap_bin"
 # ------------------------------------------------------------------ end of 5
+
+# ------------------------------------------------------------------ 6. compose-check (scripts/compose-check.sh)
+# test/deploy/compose.test.ts loads the compose files with compose-go (docker compose's own loader):
+# built once with the machine's Go into ~/.cache/atkafka/compose-check/<source hash>/ (seconds).
+compose_check_bin="$(bash scripts/compose-check.sh --build-only)"
+say "compose-check at $compose_check_bin"
 
 say "done"
