@@ -42,6 +42,7 @@ export async function runRelay(config: RelayConfig): Promise<number> {
         userAgent: USER_AGENT,
         sink,
         collections: config.stages.collections,
+        format: config.stages.format,
         stages,
         logger,
       }),

@@ -51,6 +51,8 @@ export async function runSource(o: RunSourceOptions): Promise<number> {
       compression: config.kafka.compression,
       maxInFlight: config.maxInFlight,
       enrich: config.stages.enrich,
+      format: config.stages.format,
+      jetstreamCompress: config.stages.jetstreamCompress || undefined,
       plcHost: redactUrl(config.stages.plcHost),
       apiHost: config.stages.apiHost === undefined ? undefined : redactUrl(config.stages.apiHost),
       collections: config.stages.collections,

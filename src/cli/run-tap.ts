@@ -25,6 +25,7 @@ export function runTap(config: TapConfig): Promise<number> {
         userAgent: USER_AGENT,
         sink,
         collections: config.stages.collections,
+        format: config.stages.format,
         stages,
         logger,
       });

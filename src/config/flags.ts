@@ -196,6 +196,20 @@ export const enrichFlags: FlagSpec[] = [
     help: 'Kafka headers kind, collection, action, seq, source on every message; false saves the producer about 4 us of CPU per message',
   },
   {
+    name: 'format',
+    kind: 'string',
+    env: ['ATKAFKA_FORMAT'],
+    default: 'atkafka',
+    help: "Message shape: atkafka (the Go at-kafka's JSON) or jetstream (Jetstream v1's JSON: did, time_us, kind, commit/identity/account; no eventMetadata)",
+  },
+  {
+    name: 'jetstream-compress',
+    kind: 'bool',
+    env: ['ATKAFKA_JETSTREAM_COMPRESS'],
+    default: 'false',
+    help: "With --format jetstream: each message one zstd frame with Jetstream's dictionary (headers content-encoding, zstd-dictionary), as Jetstream's compress=true",
+  },
+  {
     name: 'topic-template',
     kind: 'string',
     env: ['ATKAFKA_TOPIC_TEMPLATE'],

@@ -1,6 +1,7 @@
 import { UsageError, type FlagValue } from '../cli/flags.ts';
 import { collectionFilter, FilterPatternError, serviceFilter, type CollectionFilter, type ServiceFilter } from '../filter/index.ts';
 import { checkTopicTemplate, TopicTemplateError } from '../format/topic-template.ts';
+import type { OutputFormat } from '../decode/relay-frame.ts';
 import { redactUrl } from '../telemetry/redact.ts';
 
 /** What the shared stages after decoding do: filters, enrichment, Osprey envelope, routing. */
@@ -22,6 +23,10 @@ export interface StagesConfig {
   osprey: { workerId: number; epochMs: number } | undefined;
   topicTemplate: string | undefined;
   kafkaHeaders: boolean;
+  /** The JSON shape of messages (`--format`). */
+  format: OutputFormat;
+  /** Each message one zstd frame with Jetstream's dictionary. */
+  jetstreamCompress: boolean;
 }
 
 export const DEFAULT_PLC_HOST = 'https://plc.directory';
@@ -85,6 +90,7 @@ export function stagesConfig(v: Values): StagesConfig {
 
   const osprey = ospreyConfig(v);
   const topicTemplate = topicTemplateConfig(v);
+  const { format, jetstreamCompress } = formatConfig(v, osprey !== undefined);
 
   return {
     collections,
@@ -103,7 +109,19 @@ export function stagesConfig(v: Values): StagesConfig {
     osprey,
     topicTemplate,
     kafkaHeaders: get<boolean>(v, 'kafka-headers'),
+    format,
+    jetstreamCompress,
   };
+}
+
+/** `--format` and `--jetstream-compress`. */
+export function formatConfig(v: Values, osprey: boolean): { format: OutputFormat; jetstreamCompress: boolean } {
+  const format = (get<string | undefined>(v, 'format') ?? 'atkafka').trim().toLowerCase();
+  if (format !== 'atkafka' && format !== 'jetstream') throw new UsageError(`--format: "${format}" is not atkafka or jetstream`);
+  const jetstreamCompress = get<boolean | undefined>(v, 'jetstream-compress') ?? false;
+  if (jetstreamCompress && format !== 'jetstream') throw new UsageError('--jetstream-compress needs --format jetstream (it is what Jetstream clients decode)');
+  if (jetstreamCompress && osprey) throw new UsageError('--jetstream-compress and --osprey-compatible exclude each other: Osprey reads JSON, not zstd frames');
+  return { format, jetstreamCompress };
 }
 
 /** `--osprey-compatible` and its snowflake settings. */

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 
 import { collectionMatcher, type CollectionFilter } from '../filter/collections.ts';
-import { decodeRelayPieces, isFrameEnd, PIECE_LIMITS, type DecodedFrame } from './relay-frame.ts';
+import { decodeRelayPieces, frameFormatter, isFrameEnd, PIECE_LIMITS, type DecodedFrame, type FrameFormatter, type OutputFormat } from './relay-frame.ts';
 import { CREDIT_BYTES, CREDIT_GENERATION, CREDIT_MESSAGES, CREDIT_SLOTS, type CreditData, type DecodeBatch, type DecodeResult } from './worker.ts';
 
 /**
@@ -37,13 +37,15 @@ export interface DecoderOptions {
   maxOutputMessages?: number;
   /** Ops of other collections are skipped before their record is decoded. */
   collections?: CollectionFilter;
+  /** The JSON shape of the messages (default at-kafka). */
+  format?: OutputFormat;
 }
 
 export const DEFAULT_OUTPUT_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_OUTPUT_MESSAGES = 8192;
 
 export function createFrameDecoder(opts: DecoderOptions): FrameDecoder {
-  return opts.threads > 0 ? new ThreadDecoder(opts) : new InlineDecoder(opts.onReadable, opts.collections);
+  return opts.threads > 0 ? new ThreadDecoder(opts) : new InlineDecoder(opts.onReadable, opts.collections, opts.format);
 }
 
 /** Decodes on the calling thread, lazily: a frame is decoded piece by piece as next() asks. */
@@ -58,8 +60,11 @@ export class InlineDecoder implements FrameDecoder {
   #drained: (() => void)[] = [];
   readonly #keep: ((collection: string) => boolean) | undefined;
 
-  constructor(onReadable: () => void, collections?: CollectionFilter) {
+  readonly #format: FrameFormatter;
+
+  constructor(onReadable: () => void, collections?: CollectionFilter, format?: OutputFormat) {
     this.#onReadable = onReadable;
+    this.#format = frameFormatter(format);
     this.#keep = collections === undefined ? undefined : collectionMatcher(collections);
   }
 
@@ -93,7 +98,7 @@ export class InlineDecoder implements FrameDecoder {
         }
         this.#receivedAt = receivedAt;
         this.#currentBytes = frame.byteLength;
-        this.#pieces = decodeRelayPieces(frame, new Date(), PIECE_LIMITS, this.#keep);
+        this.#pieces = decodeRelayPieces(frame, new Date(), PIECE_LIMITS, this.#keep, this.#format);
       }
       const r = this.#pieces.next();
       if (!r.done) {
@@ -189,6 +194,9 @@ export class ThreadDecoder implements FrameDecoder {
         maxBytes: opts.maxOutputBytes ?? DEFAULT_OUTPUT_BYTES,
         maxMessages: opts.maxOutputMessages ?? DEFAULT_OUTPUT_MESSAGES,
         collections: opts.collections,
+        format: opts.format ?? 'atkafka',
+        thread: i,
+        threads: opts.threads,
       };
       const worker = new Worker(new URL('./worker.ts', import.meta.url), { name: `atkafka-decode-${i}`, workerData });
       worker.on('message', (msg: DecodeResult) => this.#onResult(msg));

@@ -2,7 +2,10 @@ import { CommitOpReader } from '../atproto/commit-ops.ts';
 import { InputError, type InputErrorReason } from '../atproto/errors.ts';
 import { decodeFrame } from '../atproto/frame.ts';
 import { syncCommitCid } from '../atproto/sync-commit.ts';
+import type { RecordOp } from '../atproto/commit-ops.ts';
+import type { AccountEvent, CommitEvent, IdentityEvent, InfoEvent, SyncEvent } from '../atproto/frame.ts';
 import { formatAccount, formatIdentity, formatInfo, formatOperation, formatSync } from '../format/atkafka.ts';
+import { jetstreamAccount, jetstreamCommit, jetstreamIdentity, MicrosClock } from '../format/jetstream.ts';
 
 /** One Kafka message of an event, with the labels `atkafka_handled_events` counts it under. */
 export interface DecodedMessage {
@@ -63,6 +66,47 @@ export const PIECE_LIMITS: PieceLimits = { messages: 64, chars: 256 * 1024 };
 
 const NONE: Skipped[] = [];
 
+/** The JSON shape messages are written in (`--format`). */
+export type OutputFormat = 'atkafka' | 'jetstream';
+
+/**
+ * How a frame's events become message values. `sync` and `info` may say ''
+ * (this shape has no such message: Jetstream v1 sends neither); the event
+ * still completes, with no message.
+ */
+export interface FrameFormatter {
+  operation(evt: CommitEvent, op: RecordOp, receivedAt: Date): string;
+  identity(evt: IdentityEvent, receivedAt: Date): string;
+  account(evt: AccountEvent, receivedAt: Date): string;
+  sync(evt: SyncEvent): string;
+  info(evt: InfoEvent, receivedAt: Date): string;
+}
+
+export const ATKAFKA_FORMAT: FrameFormatter = {
+  operation: (evt, op) => formatOperation(evt.repo, evt.time, op),
+  identity: (evt) => formatIdentity(evt),
+  account: (evt) => formatAccount(evt),
+  sync: (evt) => formatSync(evt, syncCommitCid(evt)),
+  info: (evt, receivedAt) => formatInfo(evt, receivedAt),
+};
+
+/** Jetstream's shape; time_us from `clock` (one per decode thread). */
+export function jetstreamFormatter(clock: MicrosClock): FrameFormatter {
+  const us = (receivedAt: Date) => clock.next(receivedAt.getTime() * 1000);
+  return {
+    operation: (evt, op, receivedAt) =>
+      jetstreamCommit(evt.repo, us(receivedAt), { rev: evt.rev, operation: op.action, collection: op.collection, rkey: op.rkey, record: op.record, cid: op.cid }),
+    identity: (evt, receivedAt) => jetstreamIdentity(evt.did, us(receivedAt), evt),
+    account: (evt, receivedAt) => jetstreamAccount(evt.did, us(receivedAt), evt),
+    sync: () => '',
+    info: () => '',
+  };
+}
+
+export function frameFormatter(format: OutputFormat | undefined, thread = 0, threads = 1): FrameFormatter {
+  return format === 'jetstream' ? jetstreamFormatter(new MicrosClock(thread, threads)) : ATKAFKA_FORMAT;
+}
+
 /** The pieces of a frame, in order; the last piece of a frame is the only one with `last` (or not an event). */
 export function isFrameEnd(piece: DecodedFrame): boolean {
   return piece.kind !== 'event' || piece.last;
@@ -73,9 +117,9 @@ export function isFrameEnd(piece: DecodedFrame): boolean {
  * bad input: every InputError becomes a `skipped` entry. Anything else thrown
  * is a bug and propagates.
  */
-export function decodeRelayFrame(frame: Uint8Array, receivedAt: Date): DecodedFrame {
+export function decodeRelayFrame(frame: Uint8Array, receivedAt: Date, format: FrameFormatter = ATKAFKA_FORMAT): DecodedFrame {
   let whole: DecodedFrame | undefined;
-  for (const piece of decodeRelayPieces(frame, receivedAt, { messages: Infinity, chars: Infinity })) whole = piece;
+  for (const piece of decodeRelayPieces(frame, receivedAt, { messages: Infinity, chars: Infinity }, undefined, format)) whole = piece;
   return whole!;
 }
 
@@ -90,6 +134,7 @@ export function* decodeRelayPieces(
   receivedAt: Date,
   limits: PieceLimits = PIECE_LIMITS,
   keepCollection?: (collection: string) => boolean,
+  format: FrameFormatter = ATKAFKA_FORMAT,
 ): Generator<DecodedFrame, void, undefined> {
   let evt;
   try {
@@ -118,7 +163,7 @@ export function* decodeRelayPieces(
           const op = result.op;
           let value: string;
           try {
-            value = formatOperation(evt.repo, evt.time, op);
+            value = format.operation(evt, op, receivedAt);
           } catch (err) {
             // Hostile records reach here only past the decoder's checks; whatever they make JSON do, skip the op.
             addSkipped(piece, { reason: 'invalid-record', message: `cannot format record: ${(err as Error).message}`, path: op.path });
@@ -140,15 +185,15 @@ export function* decodeRelayPieces(
       return;
     }
     case 'identity':
-      yield single(evt.seq, evt.time, evt.did, formatIdentity(evt), 'identity');
+      yield single(evt.seq, evt.time, evt.did, format.identity(evt, receivedAt), 'identity');
       return;
     case 'account':
-      yield single(evt.seq, evt.time, evt.did, formatAccount(evt), 'account');
+      yield single(evt.seq, evt.time, evt.did, format.account(evt, receivedAt), 'account');
       return;
     case 'sync': {
       let value: string;
       try {
-        value = formatSync(evt, syncCommitCid(evt));
+        value = format.sync(evt);
       } catch (err) {
         yield { kind: 'event', seq: evt.seq, time: evt.time, did: evt.did, messages: [], skipped: [skippedFrom(err)], filtered: 0, first: true, last: true };
         return;
@@ -157,7 +202,7 @@ export function* decodeRelayPieces(
       return;
     }
     case 'info':
-      yield { kind: 'info', name: evt.name, message: evt.message, value: formatInfo(evt, receivedAt) };
+      yield { kind: 'info', name: evt.name, message: evt.message, value: format.info(evt, receivedAt) };
       return;
     case 'error':
       yield { kind: 'error', error: evt.error, message: evt.message };
@@ -182,7 +227,8 @@ function addSkipped(piece: DecodedEvent, skipped: Skipped): void {
 }
 
 function single(seq: number, time: string, did: string, value: string, action: string): DecodedFrame {
-  return { kind: 'event', seq, time, did, messages: [{ value, action, collection: '' }], skipped: NONE, filtered: 0, first: true, last: true };
+  const messages = value === '' ? [] : [{ value, action, collection: '' }];
+  return { kind: 'event', seq, time, did, messages, skipped: NONE, filtered: 0, first: true, last: true };
 }
 
 function skippedFrom(err: unknown): Skipped {

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { collectionMatcher, type CollectionFilter } from '../filter/collections.ts';
-import { decodeRelayPieces, PIECE_LIMITS, type DecodedFrame } from './relay-frame.ts';
+import { decodeRelayPieces, frameFormatter, PIECE_LIMITS, type DecodedFrame, type OutputFormat } from './relay-frame.ts';
 
 export interface DecodeBatch {
   id: number;
@@ -42,6 +42,10 @@ export interface CreditData {
   maxBytes: number;
   maxMessages: number;
   collections: CollectionFilter | undefined;
+  format: OutputFormat;
+  /** This thread's index among `threads` (each hands out its own Jetstream time_us values). */
+  thread: number;
+  threads: number;
 }
 export const CREDIT_BYTES = 0;
 export const CREDIT_MESSAGES = 1;
@@ -85,7 +89,8 @@ class Utf8Out {
 
 if (parentPort !== null) {
   const port = parentPort;
-  const { credit: sab, maxBytes, maxMessages, collections } = workerData as CreditData;
+  const { credit: sab, maxBytes, maxMessages, collections, format: shape, thread, threads } = workerData as CreditData;
+  const format = frameFormatter(shape, thread, threads);
   const credit = new Int32Array(sab);
   const keep = collections === undefined ? undefined : collectionMatcher(collections);
 
@@ -113,7 +118,7 @@ if (parentPort !== null) {
     };
 
     for (let i = 0; i < offsets.length - 1; i++) {
-      for (const piece of decodeRelayPieces(bytes.subarray(offsets[i], offsets[i + 1]), now, PIECE_LIMITS, keep)) {
+      for (const piece of decodeRelayPieces(bytes.subarray(offsets[i], offsets[i + 1]), now, PIECE_LIMITS, keep, format)) {
         if (piece.kind === 'event') {
           for (const m of piece.messages) {
             out.add(m.value as string);

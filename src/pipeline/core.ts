@@ -25,7 +25,7 @@ export interface Tracker<K extends CoreTicket> {
   confirm(ticket: K): void;
 }
 
-export type StageOptions<K> = Pick<OutboxOptions<K | null>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor' | 'headers'>;
+export type StageOptions<K> = Pick<OutboxOptions<K | null>, 'enricher' | 'enrich' | 'keepService' | 'deadlineMs' | 'osprey' | 'topicFor' | 'headers' | 'compress'>;
 
 export interface PipelineCoreOptions<K extends CoreTicket> {
   /** `relay`, `tap`, ...: a header on every message and `{source}` in topic templates. */
@@ -75,6 +75,7 @@ export class PipelineCore<K extends CoreTicket> {
       osprey: stages.osprey,
       topicFor: stages.topicFor,
       headers: stages.headers ?? true,
+      compress: stages.compress,
       positionHeader: opts.positionHeader,
       onDropped: (ticket) => this.#confirmed(ticket),
       logger: opts.logger.child({ component: 'enrich' }),

@@ -2,6 +2,7 @@ import type { Enricher, EventMetadata } from '../enrich/index.ts';
 import { metadataJson } from '../enrich/index.ts';
 import { UNKNOWN_KEY } from '../format/atkafka.ts';
 import { withMetadata } from '../format/metadata.ts';
+import { COMPRESSED_HEADERS, type JetstreamCompressor } from '../format/jetstream-compress.ts';
 import { ospreyEnvelope } from '../format/osprey.ts';
 import type { Snowflake } from '../format/snowflake.ts';
 import type { MessageHeader, MessageSink } from '../sink/kafka/types.ts';
@@ -39,6 +40,8 @@ export interface OutboxOptions<T> {
   osprey: Snowflake | undefined;
   /** Kafka headers (kind, collection, action, seq, source) on every message. */
   headers: boolean;
+  /** Each message becomes one zstd frame with Jetstream's dictionary (`--jetstream-compress`), said in two headers. */
+  compress?: JetstreamCompressor;
   /** The name of the header with the upstream position (`seq`; Ozone: `id`, its event id). */
   positionHeader?: string;
   /** The topic of each message; undefined: the sink's default topic. */
@@ -234,6 +237,7 @@ export class Outbox<T> {
     let value: string | Uint8Array = message.value;
     if (o.enrich && meta !== null) value = withMetadata(value, metadataJson(meta, Date.now()));
     if (o.osprey !== undefined) value = ospreyEnvelope(value, action, o.osprey.nextString(), time, new Date());
+    if (o.compress !== undefined) value = o.compress.compress(value);
     const isOp = action.startsWith(OP_PREFIX);
     const kind = isOp ? 'commit' : (message.kind ?? action);
     const topic = o.topicFor?.(kind, collection);
@@ -248,6 +252,7 @@ export class Outbox<T> {
       if (seq !== undefined) headers.push({ [o.positionHeader ?? 'seq']: String(seq) });
       headers.push({ source: o.source });
     } else headers = seq === undefined ? [{ kind }, { source: o.source }] : [{ kind }, { seq: String(seq) }, { source: o.source }];
+    if (o.compress !== undefined) headers.push(...COMPRESSED_HEADERS);
     o.sink.send(did, value, token, { topic, headers });
   }
 }

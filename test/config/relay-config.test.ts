@@ -40,6 +40,8 @@ describe('relay configuration', () => {
       osprey: undefined,
       topicTemplate: undefined,
       kafkaHeaders: true,
+      format: 'atkafka',
+      jetstreamCompress: false,
     });
   });
 

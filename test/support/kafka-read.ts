@@ -58,3 +58,40 @@ export function javaPartition(key: string, partitions: number): number {
   h ^= h >>> 15;
   return (h & 0x7fffffff) % partitions;
 }
+
+export interface RawMessage {
+  partition: number;
+  key: string;
+  /** The payload's bytes as produced (kcat's JSON output cannot carry binary payloads). */
+  value: Buffer;
+  headers: [string, string][];
+}
+
+/** Reads a whole topic with kcat, payloads as bytes (e.g. zstd frames), in partition and offset order. */
+export async function readTopicRaw(bootstrap: string, topic: string): Promise<RawMessage[]> {
+  // Sizes before key and payload make the output parseable whatever the bytes are.
+  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-f', '%p %K:%k%S:%s|%h\n'], { maxBuffer: 1 << 30, encoding: 'buffer' });
+  const out: RawMessage[] = [];
+  let at = 0;
+  const number = (end: number) => {
+    const i = stdout.indexOf(end, at);
+    const n = Number(stdout.subarray(at, i).toString());
+    at = i + 1;
+    return n;
+  };
+  while (at < stdout.length) {
+    const partition = number(0x20);
+    const keySize = number(0x3a);
+    const key = keySize < 0 ? '' : stdout.subarray(at, at + keySize).toString();
+    at += Math.max(0, keySize);
+    const size = number(0x3a);
+    const value = Buffer.from(stdout.subarray(at, at + Math.max(0, size)));
+    at += Math.max(0, size) + 1;
+    const nl = stdout.indexOf(0x0a, at);
+    const h = stdout.subarray(at, nl).toString();
+    at = nl + 1;
+    const headers: [string, string][] = h === '' ? [] : h.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]);
+    out.push({ partition, key, value, headers });
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import { CursorFileError, CursorFileInvalid, loadCursor, sameRelay, saveCursor } from '../../checkpoint/cursor-file.ts';
 import { Watermark, type Ticket } from '../../checkpoint/watermark.ts';
 import { createFrameDecoder, type FrameDecoder } from '../../decode/decoder.ts';
-import type { DecodedEvent, DecodedFrame, Skipped } from '../../decode/relay-frame.ts';
+import type { DecodedEvent, DecodedFrame, OutputFormat, Skipped } from '../../decode/relay-frame.ts';
 import { UNKNOWN_KEY } from '../../format/atkafka.ts';
 import type { MessageSink } from '../../sink/kafka/types.ts';
 import type { CollectionFilter } from '../../filter/collections.ts';
@@ -45,6 +45,8 @@ export interface RelayPipelineOptions {
   sink: MessageSink;
   /** Ops of other collections are dropped before they are decoded (the cursor still passes them). */
   collections?: CollectionFilter;
+  /** The JSON shape of the messages (default at-kafka). */
+  format?: OutputFormat;
   /** The stages after decoding (service filter, enrichment, envelope, routing); the defaults do none. */
   stages?: Partial<StageOptions<Ticket>>;
   logger: Logger;
@@ -138,6 +140,7 @@ export class RelayPipeline {
     this.#decoder = createFrameDecoder({
       threads: opts.decodeThreads,
       collections: opts.collections,
+      format: opts.format,
       onReadable: () => this.#pump(),
       onFatal: (err) => {
         this.#log.fatal({ err }, 'a decode thread failed');
@@ -328,8 +331,8 @@ export class RelayPipeline {
         } else {
           this.#log.warn({ name: piece.name, message: piece.message }, 'relay info');
         }
-        // #info has no seq: it is delivered, but no position depends on it.
-        this.#core.send(null, UNKNOWN_KEY, undefined, new Date().toISOString(), { value: piece.value, action: 'info', collection: '' });
+        // #info has no seq: it is delivered, but no position depends on it. The Jetstream shape has none.
+        if (piece.value.length > 0) this.#core.send(null, UNKNOWN_KEY, undefined, new Date().toISOString(), { value: piece.value, action: 'info', collection: '' });
         break;
       }
       case 'error': {

@@ -1,6 +1,8 @@
 import { InputError } from '../../atproto/errors.ts';
 import { collectionMatcher, type CollectionFilter } from '../../filter/collections.ts';
+import type { OutputFormat } from '../../decode/relay-frame.ts';
 import { formatIdentityState, formatOperation } from '../../format/atkafka.ts';
+import { jetstreamAccount, jetstreamCommit, jetstreamIdentity, MicrosClock, nowMicros } from '../../format/jetstream.ts';
 import { PipelineCore, type CoreTicket, type StageOptions, type Tracker } from '../../pipeline/core.ts';
 import type { MessageSink } from '../../sink/kafka/types.ts';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -27,6 +29,8 @@ export interface TapPipelineOptions {
   userAgent: string;
   sink: MessageSink;
   collections?: CollectionFilter;
+  /** The JSON shape of the messages (default at-kafka). */
+  format?: OutputFormat;
   stages?: Partial<StageOptions<TapTicket>>;
   logger: Logger;
   onEventConfirmed?: (latencyMs: number) => void;
@@ -58,6 +62,7 @@ export class TapPipeline {
   #paused = false;
   #stopping = false;
   #produced = 0;
+  readonly #clock = new MicrosClock();
   readonly #stats: TapStats | undefined;
 
   constructor(opts: TapPipelineOptions) {
@@ -175,7 +180,9 @@ export class TapPipeline {
           break;
         }
         const path = `${evt.collection}/${evt.rkey}`;
-        const value = formatOperation(
+        const value = this.#o.format === 'jetstream'
+          ? jetstreamCommit(evt.did, this.#clock.next(nowMicros()), { rev: evt.rev, operation: evt.action, collection: evt.collection, rkey: evt.rkey, record: evt.record, cid: evt.cid })
+          : formatOperation(
           evt.did,
           recordTime(evt.record, evt.rkey, new Date()),
           { action: evt.action, collection: evt.collection, rkey: evt.rkey, path, cid: evt.cid, record: evt.record },
@@ -187,6 +194,14 @@ export class TapPipeline {
       }
       case 'identity': {
         const time = new Date().toISOString();
+        if (this.#o.format === 'jetstream') {
+          // Jetstream says handle and account state in two events; Tap in one (its id stands in for the relay seq).
+          const identity = jetstreamIdentity(evt.did, this.#clock.next(nowMicros()), { did: evt.did, handle: evt.handle, seq: evt.id, time });
+          const account = jetstreamAccount(evt.did, this.#clock.next(nowMicros()), { did: evt.did, active: evt.isActive, seq: evt.id, status: evt.status, time });
+          this.#core.send(ticket, evt.did, evt.id, time, { value: identity, action: 'identity', collection: '' });
+          this.#core.send(ticket, evt.did, evt.id, time, { value: account, action: 'account', collection: '' });
+          break;
+        }
         const value = formatIdentityState(evt.did, time, evt.id, evt.handle, evt.isActive, evt.status);
         this.#core.send(ticket, evt.did, evt.id, time, { value, action: 'identity', collection: '' });
         break;
