@@ -19,10 +19,13 @@ export class Watermark {
   #head = 0;
   #value: number | undefined;
   #onAdvance: ((position: number) => void) | undefined;
+  #onRelease: ((ticket: Ticket) => void) | undefined;
 
-  constructor(initial?: number, onAdvance?: (position: number) => void) {
+  /** `onRelease` sees each event as the watermark passes it, in order. */
+  constructor(initial?: number, onAdvance?: (position: number) => void, onRelease?: (ticket: Ticket) => void) {
     this.#value = initial;
     this.#onAdvance = onAdvance;
+    this.#onRelease = onRelease;
   }
 
   /** Highest position with everything up to it confirmed; undefined before the first. */
@@ -61,6 +64,7 @@ export class Watermark {
       const t = queue[head]!;
       if (!t.sealed || t.pending !== 0) break;
       this.#value = t.position;
+      this.#onRelease?.(t);
       head++;
       moved = true;
     }

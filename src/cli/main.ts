@@ -1,11 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
 
 import { formatHelp, parseArgs, resolveFlags, UsageError, type FlagSpec } from './flags.ts';
-import { enrichFlags, firehoseFlags, globalFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, replayFlags, tapFlags } from '../config/flags.ts';
+import { enrichFlags, firehoseFlags, globalFlags, jetstreamFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, replayFlags, tapFlags } from '../config/flags.ts';
+import { jetstreamConfig } from '../config/jetstream-config.ts';
 import { checkLogLevel } from '../config/checks.ts';
 import { ozoneConfig } from '../config/ozone-config.ts';
 import { relayConfig } from '../config/relay-config.ts';
 import { tapConfig } from '../config/tap-config.ts';
+import { runJetstream } from './run-jetstream.ts';
 import { runOzone } from './run-ozone.ts';
 import { runRelay } from './run-relay.ts';
 import { runReplay } from './run-replay.ts';
@@ -67,6 +69,24 @@ const commands: Command[] = [
     run: (v) => runTap(tapConfig(v as never)),
   },
   {
+    path: ['firehose', 'jetstream'],
+    usage: 'atkafka firehose jetstream [flags]',
+    description:
+      'Reads Jetstream (the light JSON firehose, its /subscribe) and produces one Kafka message per event, keyed by\n' +
+      'DID: the at-kafka JSON (as relay mode, minus what Jetstream does not carry), the Osprey envelope, or\n' +
+      "Jetstream's own shape. The collection and DID filters are asked of Jetstream. Resumes from its cursor file\n" +
+      '(time_us and host); fails over across --jetstream-host, rewinding and dropping what comes twice, so a switch\n' +
+      'loses nothing and repeats nothing.\n\n' +
+      'Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration, 130 a second SIGINT/SIGTERM.',
+    groups: [
+      { title: 'Jetstream', flags: [...jetstreamFlags, ...firehoseFlags.filter((f) => f.name !== 'relay-host' && f.name !== 'tap-workers')] },
+      { title: 'Enrichment, Osprey and routing', flags: enrichFlags },
+      { title: 'Kafka', flags: kafkaFlags },
+      { title: 'Global', flags: globalFlags },
+    ],
+    run: (v) => runJetstream(jetstreamConfig(v as never)),
+  },
+  {
     path: ['ozone-events'],
     usage: 'atkafka ozone-events --pds-host URL --identifier ID --password-file FILE --labeler-did DID [flags]',
     description:
@@ -88,7 +108,7 @@ const commands: Command[] = [
 
 /** Every ATKAFKA_* name any command reads, so a typo is caught wherever it is set. */
 const knownEnv = new Set([
-  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags, ...enrichFlags, ...tapFlags, ...ozoneFlags].flatMap((f) => f.env),
+  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags, ...enrichFlags, ...tapFlags, ...ozoneFlags, ...jetstreamFlags].flatMap((f) => f.env),
   'ATKAFKA_KAFKA_CACHE',
   'ATKAFKA_TAP_BIN',
 ]);
@@ -101,6 +121,7 @@ Commands:
   firehose relay   relay firehose -> Kafka (lossless: resumes from a cursor file)
   replay           serve a recorded frames file as a local relay (tests, demo, benchmarks)
   firehose tap     Tap (network backfill and sync, with acks) -> Kafka (at least once)
+  firehose jetstream  Jetstream (the light JSON firehose) -> Kafka (lossless: time_us cursor, host failover)
   ozone-events     Ozone moderation events -> Kafka (lossless: resumes from a cursor file)
 
 Run 'atkafka <command> --help' for its flags. Every flag can also be set by the env var shown there;

@@ -341,3 +341,51 @@ export const ozoneFlags: FlagSpec[] = [
   },
   { name: 'request-timeout', kind: 'duration', env: ['ATKAFKA_OZONE_REQUEST_TIMEOUT'], default: '30s', help: 'Longest wait for one answer of the PDS' },
 ];
+
+/** `atkafka firehose jetstream`: new in this version. */
+export const jetstreamFlags: FlagSpec[] = [
+  {
+    name: 'jetstream-host',
+    kind: 'list',
+    env: ['ATKAFKA_JETSTREAM_HOST'],
+    default: 'wss://jetstream1.us-east.bsky.network,wss://jetstream2.us-east.bsky.network,wss://jetstream1.us-west.bsky.network,wss://jetstream2.us-west.bsky.network',
+    help: 'Jetstream hosts (ws://, wss://, http://, https://; path /subscribe unless given), in order: after two connections to one bring nothing, the next is used',
+  },
+  {
+    name: 'watched-dids',
+    kind: 'list',
+    env: ['ATKAFKA_WATCHED_DIDS'],
+    help: "Only events of these accounts (Jetstream's wantedDids, up to 10000; more are filtered here)",
+  },
+  {
+    name: 'upstream-compress',
+    kind: 'bool',
+    env: ['ATKAFKA_UPSTREAM_COMPRESS'],
+    default: 'true',
+    help: "Ask Jetstream for zstd-compressed messages (compress=true, its dictionary): about half the bandwidth for a few us of CPU a message",
+  },
+  {
+    name: 'cursor-file',
+    kind: 'string',
+    env: ['ATKAFKA_CURSOR_FILE'],
+    default: 'jetstream-cursor.json',
+    help: 'File holding the time_us (and its host) up to which Kafka confirmed every event; resumed from on start. Empty: keep none (a restart starts live)',
+  },
+  { name: 'cursor', kind: 'int', env: ['ATKAFKA_CURSOR'], help: 'time_us (unix microseconds) to start at when the cursor file does not exist yet (default: live)' },
+  {
+    name: 'jetstream-rewind',
+    kind: 'duration',
+    env: ['ATKAFKA_JETSTREAM_REWIND'],
+    default: '10s',
+    help: "On another host than the cursor's, resume this much earlier (each host stamps time_us with its own clock); what comes twice is dropped",
+  },
+  { name: 'cursor-save-interval', kind: 'duration', env: ['ATKAFKA_CURSOR_SAVE_INTERVAL'], default: '1s', help: 'How often the cursor file is rewritten' },
+  {
+    name: 'stall-timeout',
+    kind: 'duration',
+    env: ['ATKAFKA_STALL_TIMEOUT'],
+    default: '60s',
+    help: 'Reconnect when Jetstream sends nothing (no event, no ping) for this long, not counted while paused by backpressure; 0 disables',
+  },
+  ...reconnectFlags,
+];

@@ -22,6 +22,8 @@ export interface OutMessage {
    * `commit` for record ops, else the action.
    */
   kind?: string;
+  /** Already one zstd frame with Jetstream's dictionary (as Jetstream sent it): not compressed again. */
+  compressed?: boolean;
 }
 
 export interface OutboxOptions<T> {
@@ -237,7 +239,7 @@ export class Outbox<T> {
     let value: string | Uint8Array = message.value;
     if (o.enrich && meta !== null) value = withMetadata(value, metadataJson(meta, Date.now()));
     if (o.osprey !== undefined) value = ospreyEnvelope(value, action, o.osprey.nextString(), time, new Date());
-    if (o.compress !== undefined) value = o.compress.compress(value);
+    if (o.compress !== undefined && message.compressed !== true) value = o.compress.compress(value);
     const isOp = action.startsWith(OP_PREFIX);
     const kind = isOp ? 'commit' : (message.kind ?? action);
     const topic = o.topicFor?.(kind, collection);
@@ -246,12 +248,13 @@ export class Outbox<T> {
       return;
     }
     let headers: MessageHeader[];
-    if (isOp) headers = [{ kind }, { collection }, { action: action.slice(OP_PREFIX.length) }, { seq: String(seq) }, { source: o.source }];
+    const position = o.positionHeader ?? 'seq';
+    if (isOp) headers = [{ kind }, { collection }, { action: action.slice(OP_PREFIX.length) }, { [position]: String(seq) }, { source: o.source }];
     else if (message.kind !== undefined) {
       headers = collection === '' ? [{ kind }, { action }] : [{ kind }, { collection }, { action }];
-      if (seq !== undefined) headers.push({ [o.positionHeader ?? 'seq']: String(seq) });
+      if (seq !== undefined) headers.push({ [position]: String(seq) });
       headers.push({ source: o.source });
-    } else headers = seq === undefined ? [{ kind }, { source: o.source }] : [{ kind }, { seq: String(seq) }, { source: o.source }];
+    } else headers = seq === undefined ? [{ kind }, { source: o.source }] : [{ kind }, { [position]: String(seq) }, { source: o.source }];
     if (o.compress !== undefined) headers.push(...COMPRESSED_HEADERS);
     o.sink.send(did, value, token, { topic, headers });
   }

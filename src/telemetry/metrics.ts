@@ -20,19 +20,19 @@ const upstreamConnected = new Gauge({
 });
 const upstreamPosition = new Gauge({
   name: 'atkafka_upstream_position',
-  help: "By source: the upstream position everything up to which is in Kafka (relay: the watermark seq, what the cursor file saves; tap: the last acked event id; ozone: the cursor's event id)",
+  help: "By source: the upstream position everything up to which is in Kafka (relay: the watermark seq, what the cursor file saves; jetstream: the watermark time_us; tap: the last acked event id; ozone: the cursor's event id)",
   labelNames: ['source'] as const,
   registers: [registry],
 });
 const upstreamReconnects = new Counter({
   name: 'atkafka_upstream_reconnects',
-  help: 'By source and reason: reconnects to the upstream (relay, tap)',
+  help: 'By source and reason: reconnects to the upstream (relay, tap, jetstream)',
   labelNames: ['source', 'reason'] as const,
   registers: [registry],
 });
 new Gauge({
   name: 'atkafka_upstream_lag_seconds',
-  help: 'By source: how far behind its upstream atkafka is, in seconds (relay: now minus the time of the last event read; ozone: now minus the time up to which every event is in Kafka; tap: none, its events carry no time)',
+  help: 'By source: how far behind its upstream atkafka is, in seconds (relay: now minus the time of the last event read; jetstream: now minus the time_us of the last event read; ozone: now minus the time up to which every event is in Kafka; tap: none, its events carry no time)',
   labelNames: ['source'] as const,
   registers: [registry],
   collect() {
@@ -41,6 +41,7 @@ new Gauge({
       if (Number.isFinite(t)) this.labels('relay').set(Math.max(0, (Date.now() - t) / 1000));
     }
     if (ozonePositionMs !== undefined) this.labels('ozone').set(Math.max(0, (Date.now() - ozonePositionMs) / 1000));
+    if (jetstreamLastUs !== undefined) this.labels('jetstream').set(Math.max(0, Date.now() / 1000 - jetstreamLastUs / 1e6));
   },
 });
 const deliveryLatency = new Histogram({
@@ -484,4 +485,41 @@ export function ozonePoll(events: number): void {
 }
 export function ozoneSession(kind: 'create' | 'refresh', ok: boolean): void {
   ozoneSessions.labels(kind, ok ? 'ok' : 'error').inc();
+}
+
+// Jetstream source.
+let jetstreamLastUs: number | undefined;
+const jetstreamHost = new Gauge({
+  name: 'atkafka_jetstream_host',
+  help: 'By host: 1 for the Jetstream host atkafka reads (or tries) now, 0 for the others of --jetstream-host',
+  labelNames: ['host'] as const,
+  registers: [registry],
+});
+const jetstreamFailovers = new Counter({ name: 'atkafka_jetstream_failovers', help: 'Switches to another Jetstream host of --jetstream-host', registers: [registry] });
+const jetstreamDuplicates = new Counter({
+  name: 'atkafka_jetstream_duplicates_dropped',
+  help: 'Events Jetstream sent again after a reconnect, failover or restart (the rewind) that were already produced, and so were dropped',
+  registers: [registry],
+});
+const jetstreamCursor = new Gauge({ name: 'atkafka_jetstream_cursor_time_us', help: 'time_us of the saved Jetstream cursor (every event up to it is in Kafka)', registers: [registry] });
+export function jetstreamRead(timeUs: number): void {
+  jetstreamLastUs = timeUs;
+}
+export function jetstreamHosts(hosts: string[], current: string): void {
+  for (const h of hosts) jetstreamHost.labels(h).set(h === current ? 1 : 0);
+}
+export function jetstreamFailover(): void {
+  jetstreamFailovers.inc();
+}
+export function jetstreamDuplicate(): void {
+  jetstreamDuplicates.inc();
+}
+export function jetstreamCursorSaved(timeUs: number): void {
+  jetstreamCursor.set(timeUs);
+}
+export function jetstreamConnection(open: boolean): void {
+  upstreamConnected.labels('jetstream').set(open ? 1 : 0);
+}
+export function jetstreamReconnect(reason: string): void {
+  upstreamReconnects.labels('jetstream', reason).inc();
 }

@@ -13,10 +13,10 @@ export interface WsSubscriptionOptions {
   url: () => string | Promise<string>;
   /** Extra request headers (e.g. Authorization); never logged. */
   headers?: Record<string, string>;
-  /** `binary`: text messages are ignored with a warning; `text`: binary ones are. */
-  messages: 'binary' | 'text';
+  /** `binary`: text messages are ignored with a warning; `text`: binary ones are; `any`: both are the caller's. */
+  messages: 'binary' | 'text' | 'any';
   /** Gets each message synchronously, in order. */
-  onMessage: (data: Buffer) => void;
+  onMessage: (data: Buffer, isBinary: boolean) => void;
   /** The connection opened (e.g. to send what waited for it). */
   onOpen?: () => void;
   onConnection?: (open: boolean) => void;
@@ -168,17 +168,31 @@ export class WsSubscription {
       ws.on('message', (data: RawData, isBinary: boolean) => {
         gotFrames = true;
         this.#lastFrameAt = performance.now();
-        if (isBinary !== (this.#opts.messages === 'binary')) {
+        if (this.#opts.messages !== 'any' && isBinary !== (this.#opts.messages === 'binary')) {
           this.#opts.logger.warn(`ignoring ${isBinary ? 'binary' : 'text'} message from ${this.#opts.name}`);
           return;
         }
-        this.#opts.onMessage(data as Buffer);
+        this.#opts.onMessage(data as Buffer, isBinary);
+      });
+      // A server's pings say the socket is alive, also when a narrow filter leaves nothing to send.
+      ws.on('ping', () => {
+        this.#lastFrameAt = performance.now();
       });
       ws.on('unexpected-response', (_req, res) => {
         reason = 'http-error';
         detail = `HTTP ${res.statusCode}`;
-        res.resume();
-        ws.terminate();
+        // The body says why (a bad parameter, say); a little of it is worth the log line.
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 300) body += chunk;
+        });
+        res.on('end', () => {
+          if (body.trim() !== '') detail = `HTTP ${res.statusCode}: ${body.trim().slice(0, 300)}`;
+          ws.terminate();
+        });
+        res.on('error', () => ws.terminate());
+        setTimeout(() => ws.terminate(), 2000).unref();
       });
       ws.on('error', (err) => {
         // ws refuses a message above maxPayload with this code (and closes with 1009).
