@@ -92,6 +92,15 @@ export interface StatusSnapshot {
     pollErrors: { kind: string; value: number }[];
     sessions: { kind: string; status: string; value: number }[];
   } | null;
+  jetstream: {
+    host: string | null;
+    cursor: number | null;
+    cursorTime: string | null;
+    savedCursor: number | null;
+    lagSeconds: number | null;
+    failovers: number;
+    duplicatesDropped: number;
+  } | null;
 }
 
 /** One snapshot of the process for `/status.json`: the probes (via readinessOf) and `registry.getMetricsAsJSON()`. */
@@ -112,10 +121,15 @@ export async function statusSnapshot(probes: Probes, started: number): Promise<S
   // Unlabeled gauges read 0 until first set: a time of 0 means none yet.
   const isoOrNull = (seconds: number | null): string | null => (seconds === null || seconds === 0 ? null : new Date(seconds * 1000).toISOString());
   const ozoneSince = one('atkafka_ozone_position_seconds');
+  // The host failover moved to, not the first of the list: what the process reads now.
+  const jetstreamHost = samples('atkafka_jetstream_host').find((s) => s.value === 1)?.labels.host;
+  const jetstreamCursor = one('atkafka_upstream_position', { source: 'jetstream' });
+  const jetstreamSaved = one('atkafka_jetstream_cursor_time_us');
 
   const info = probes.info ?? {};
   const source = typeof info.source === 'string' ? info.source : null;
-  const upstreamUrl = [info.relayHost, info.tapHost, info.pdsHost].find((u): u is string => typeof u === 'string') ?? null;
+  const jetstreamNow = source !== 'jetstream' ? undefined : (jetstreamHost ?? (Array.isArray(info.jetstreamHosts) ? info.jetstreamHosts[0] : undefined));
+  const upstreamUrl = [info.relayHost, info.tapHost, info.pdsHost, jetstreamNow].find((u): u is string => typeof u === 'string') ?? null;
 
   const latency = (name: string): Latency => {
     const buckets: Bucket[] = samples(name)
@@ -204,6 +218,18 @@ export async function statusSnapshot(probes: Probes, started: number): Promise<S
             pollErrors: list('atkafka_ozone_poll_errors', ['kind']),
             sessions: list('atkafka_ozone_sessions', ['kind', 'status']),
           },
+    jetstream:
+      source !== 'jetstream'
+        ? null
+        : {
+            host: jetstreamHost === undefined ? null : String(jetstreamHost),
+            cursor: jetstreamCursor,
+            cursorTime: isoOrNull(jetstreamCursor === null ? null : jetstreamCursor / 1e6),
+            savedCursor: jetstreamSaved === 0 ? null : jetstreamSaved,
+            lagSeconds: one('atkafka_upstream_lag_seconds', { source: 'jetstream' }),
+            failovers: sum('atkafka_jetstream_failovers'),
+            duplicatesDropped: sum('atkafka_jetstream_duplicates_dropped'),
+          },
   };
 }
 
@@ -262,6 +288,7 @@ svg.spark.red polyline { stroke: var(--bad); }
 .mid { font-size: 17px; font-weight: 600; }
 .bad { color: var(--bad); } .warn { color: var(--warn); } .dim { color: var(--dim); }
 progress { width: 100%; height: 14px; }
+.host { font-weight: 600; word-break: break-all; margin: 0 0 8px; }
 #stale { display: none; padding: 6px 20px; background: var(--bad); color: #fff; font-weight: 600; }
 footer { padding: 4px 20px 16px; color: var(--dim); font-size: 12px; }
 footer a { color: inherit; }
@@ -285,6 +312,8 @@ function secs(s) {
   if (s === null || s === undefined) return '–';
   return s < 1 ? Math.round(s * 1000) + ' ms' : s < 120 ? s.toFixed(1) + ' s' : s < 7200 ? Math.round(s / 60) + ' min' : s < 172800 ? (s / 3600).toFixed(1) + ' h' : Math.round(s / 86400) + ' days';
 }
+/** A Jetstream time_us (unix microseconds) as an ISO time. */
+function usTime(us) { return us ? new Date(us / 1000).toISOString() : '–'; }
 function pill(id, v) { var e = $(id); e.textContent = v ? 'yes' : 'no'; e.className = 'pill ' + (v ? 'yes' : 'no'); }
 
 // Rates from successive snapshots: (value now - value SMOOTH polls ago) / seconds between them.
@@ -390,8 +419,10 @@ function render() {
   put('uptime', secs(s.uptimeSeconds));
   pill('connected', s.upstreamConnected); pill('ready', s.ready); pill('kafka', s.kafkaReachable);
 
-  put('position', num(g.upstreamPosition));
-  put('read', s.relay ? num(s.relay.lastSeq) : '–');
+  // A 16-digit time_us would crowd the card in the big font, and as a time it reads against "read up to".
+  put('position', s.jetstream ? usTime(g.upstreamPosition) : num(g.upstreamPosition));
+  $('position').className = 'n' + (s.jetstream ? '' : ' big');
+  put('read', s.relay ? num(s.relay.lastSeq) : s.jetstream ? usTime(s.status.lastTimeUs) : '–');
   put('lag', secs(g.upstreamLagSeconds));
   put('inflight', num(g.inFlightMessages)); put('inflight-bytes', bytes(g.inFlightBytes));
   put('backlog', num(g.decodeBacklogFrames)); put('waiting', num(g.enrichmentWaiting));
@@ -430,6 +461,22 @@ function render() {
     put('ozone-last', s.ozone.lastEventTime || '–');
     put('ozone-polls', num(s.ozone.polls.events) + ' with events, ' + num(s.ozone.polls.empty) + ' empty');
     countTable('poll-errors', s.ozone.pollErrors, function (x) { return x.kind; });
+  }
+  $('jetstream').hidden = !s.jetstream;
+  if (s.jetstream) {
+    var j = s.jetstream;
+    put('jetstream-host', j.host || '–');
+    put('jetstream-lag', secs(j.lagSeconds));
+    put('jetstream-cursor-time', j.cursorTime || '–'); put('jetstream-cursor', num(j.cursor));
+    // Without a cursor file a restart starts live and loses what came meanwhile: worth a warning colour.
+    put('jetstream-saved', j.savedCursor !== null ? usTime(j.savedCursor) : info.cursorFile ? 'not yet' : 'none (no --cursor-file)');
+    $('jetstream-saved').className = 'n' + (j.savedCursor === null && !info.cursorFile ? ' warn' : '');
+    put('jetstream-failovers', num(j.failovers)); $('jetstream-failovers').className = 'n' + (j.failovers ? ' warn' : '');
+    put('jetstream-duplicates', num(j.duplicatesDropped));
+    (info.jetstreamHosts || []).forEach(function (h) {
+      row('jetstream-hosts', h, [{ cls: 'name', text: h }, { cls: 'n', text: h !== j.host ? '' : s.upstreamConnected ? 'reading' : 'trying' }]);
+    });
+    endTable('jetstream-hosts');
   }
   put('updated', new Date(s.time).toLocaleTimeString());
 }
@@ -525,6 +572,21 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     </table>
     <h2>Poll errors by kind</h2>
     <table id="poll-errors"></table>
+  </section>
+  <section id="jetstream" hidden>
+    <h2>Jetstream</h2>
+    <div class="dim">reading from</div>
+    <div class="host" id="jetstream-host">–</div>
+    <table>
+      <tr><td class="k">lag</td><td class="n big" id="jetstream-lag">–</td></tr>
+      <tr><td class="k">cursor (in Kafka)</td><td class="n" id="jetstream-cursor-time">–</td></tr>
+      <tr><td class="k">cursor time_us</td><td class="n" id="jetstream-cursor">–</td></tr>
+      <tr><td class="k">in the cursor file</td><td class="n" id="jetstream-saved">–</td></tr>
+      <tr><td class="k">failovers</td><td class="n" id="jetstream-failovers">–</td></tr>
+      <tr><td class="k">duplicates dropped</td><td class="n" id="jetstream-duplicates">–</td></tr>
+    </table>
+    <h2>Hosts, in failover order</h2>
+    <table id="jetstream-hosts"></table>
   </section>
   <section class="wide">
     <h2>Events/s by kind</h2>

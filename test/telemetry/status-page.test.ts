@@ -1,6 +1,7 @@
 // The status page in a real browser (Debian's chromium through playwright-core): the real corpus
 // streams through a replay relay and the real CLI into a real broker while the page is open, and its
 // numbers, charts and /status.json must move; the page must load nothing but itself and its JSON.
+// `firehose jetstream` too, through the Jetstream stand-in after failing over from a dead host.
 // UPDATE_SCREENSHOT=1 copies the screenshot taken while streaming to docs/status-page.png.
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
@@ -15,8 +16,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startReplayServer, type ReplayServer } from '../../src/replay/index.ts';
 import { startMetricsServer } from '../../src/telemetry/http.ts';
 import * as metrics from '../../src/telemetry/metrics.ts';
-import { startBridge, waitFor, type Bridge } from '../support/bridge.ts';
+import { freePort, startBridge, startCommand, waitFor, type Bridge } from '../support/bridge.ts';
 import { corpusFrames } from '../support/corpus.ts';
+import { loadCorpusEvents, loopEvents, startJetstreamServer, type JetstreamServer } from '../support/jetstream-server.ts';
 import { startTestBroker, type TestBroker } from '../support/kafka-broker.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -49,6 +51,15 @@ interface Snapshot {
   relay: Record<string, unknown> | null;
   tap: { repos: Record<string, number | null>; recordsIndexed: number | null; outboxBuffer: number | null } | null;
   ozone: { lagSeconds: number | null; pollErrors: { kind: string; value: number }[] } | null;
+  jetstream: {
+    host: string | null;
+    cursor: number | null;
+    cursorTime: string | null;
+    savedCursor: number | null;
+    lagSeconds: number | null;
+    failovers: number;
+    duplicatesDropped: number;
+  } | null;
 }
 
 /** A page that records every request it makes and every console error. */
@@ -125,7 +136,7 @@ describe('status page', () => {
       assert.equal(a.schemaVersion, 1);
       assert.ok(Date.parse(b.time) > Date.parse(a.time));
       assert.equal(typeof a.uptimeSeconds, 'number');
-      assert.deepEqual(Object.keys(a), ['schemaVersion', 'time', 'uptimeSeconds', 'info', 'source', 'upstreamUrl', 'ready', 'upstreamConnected', 'kafkaReachable', 'status', 'counters', 'gauges', 'latency', 'process', 'relay', 'tap', 'ozone']);
+      assert.deepEqual(Object.keys(a), ['schemaVersion', 'time', 'uptimeSeconds', 'info', 'source', 'upstreamUrl', 'ready', 'upstreamConnected', 'kafkaReachable', 'status', 'counters', 'gauges', 'latency', 'process', 'relay', 'tap', 'ozone', 'jetstream']);
       assert.equal(a.info.command, 'firehose relay');
       assert.equal(a.info.topic, 'status-page');
       assert.equal(a.source, 'relay');
@@ -136,6 +147,7 @@ describe('status page', () => {
       assert.equal(a.status.connected, true);
       assert.equal(a.tap, null);
       assert.equal(a.ozone, null);
+      assert.equal(a.jetstream, null);
       assert.deepEqual(Object.keys(a.counters), ['handled', 'produced', 'deliveryRetries', 'invalidInput', 'reconnects', 'filtered', 'enrichment', 'backpressurePausedSeconds']);
       assert.deepEqual(Object.keys(a.gauges), ['upstreamPosition', 'upstreamLagSeconds', 'inFlightMessages', 'inFlightBytes', 'decodeBacklogFrames', 'enrichmentWaiting', 'backpressurePaused']);
       assert.ok(a.counters.handled.some((h) => h.action === 'operation#create' && h.collection.startsWith('app.bsky.')));
@@ -206,6 +218,7 @@ describe('status page', () => {
       assert.ok(second.collections > 1);
       assert.equal(await page.locator('#tap').isHidden(), true);
       assert.equal(await page.locator('#ozone').isHidden(), true);
+      assert.equal(await page.locator('#jetstream').isHidden(), true);
 
       // For the committed screenshot, let the charts fill up with a minute of history first.
       if (process.env.UPDATE_SCREENSHOT === '1') await new Promise((r) => setTimeout(r, 60_000));
@@ -218,9 +231,94 @@ describe('status page', () => {
       assert.ok(requests.filter((r) => r.endsWith('/status.json')).length >= 4, 'polls every second');
       await page.close();
     });
+
+    describe('firehose jetstream', () => {
+      let jetstream: JetstreamServer;
+      let js: Bridge;
+      let jsBase: string;
+      let dead: string;
+      let pushing = true;
+      let live: Promise<void> | undefined;
+      before(async () => {
+        jetstream = await startJetstreamServer();
+        // Nothing listens there: two refused connections, then the failover the page must follow.
+        dead = `ws://127.0.0.1:${await freePort()}/subscribe`;
+        js = await startCommand(
+          ['firehose', 'jetstream'],
+          ['--bootstrap-servers', broker.bootstrap, '--output-topic', 'status-page-jetstream', '--jetstream-host', `${dead},${jetstream.url}`, '--reconnect-backoff', '100ms', '--reconnect-backoff-max', '200ms', '--cursor-file', join(dir, 'jetstream-cursor.json'), '--cursor-save-interval', '200ms'],
+        );
+        jsBase = js.metricsUrl.replace('/metrics', '');
+        // Live events stamped now by the stand-in, so the lag is a real, small one.
+        live = (async () => {
+          for (const e of loopEvents(loadCorpusEvents(), 1_000_000)) {
+            if (!pushing) break;
+            jetstream.push({ ...e, time_us: undefined });
+            await new Promise((r) => setTimeout(r, 5));
+          }
+        })();
+        await waitFor('jetstream ready', async () => (await fetch(`${jsBase}/readyz`).catch(() => undefined))?.status === 200, 60_000, 200);
+      });
+      after(async () => {
+        pushing = false;
+        await live;
+        js?.child.kill('SIGTERM');
+        if (js) assert.equal(await js.exited, 0, js.logs());
+        await jetstream?.close();
+      });
+
+      it('/status.json has a jetstream section; the page shows the host it failed over to, the cursor and the lag', async () => {
+        const get = async () => (await (await fetch(`${jsBase}/status.json`)).json()) as Snapshot;
+        const a = await waitFor('a saved Jetstream cursor', async () => {
+          const s = await get();
+          return s.jetstream?.savedCursor && s.jetstream.lagSeconds !== null ? s : undefined;
+        }, 30_000, 200);
+        assert.equal(a.info.command, 'firehose jetstream');
+        assert.equal(a.source, 'jetstream');
+        assert.deepEqual(a.info.jetstreamHosts, [dead, jetstream.url]);
+        assert.equal(a.upstreamUrl, jetstream.url, 'the host read now, not the first of the list');
+        assert.equal(a.status.host, jetstream.url);
+        assert.equal(a.relay, null);
+        assert.equal(a.tap, null);
+        assert.equal(a.ozone, null);
+        const j = a.jetstream!;
+        assert.deepEqual(Object.keys(j), ['host', 'cursor', 'cursorTime', 'savedCursor', 'lagSeconds', 'failovers', 'duplicatesDropped']);
+        assert.equal(j.host, jetstream.url);
+        assert.equal(j.failovers, 1);
+        assert.equal(j.duplicatesDropped, 0);
+        assert.ok(j.cursor !== null && j.cursor >= j.savedCursor!, `cursor ${j.cursor}, saved ${j.savedCursor}`);
+        assert.equal(j.cursorTime, new Date(j.cursor / 1000).toISOString());
+        assert.ok(Math.abs(Date.parse(j.cursorTime) - Date.now()) < 60_000, `cursor time ${j.cursorTime}`);
+        assert.ok(j.lagSeconds! < 30, `lag ${j.lagSeconds}`);
+        assert.equal(a.gauges.upstreamLagSeconds, j.lagSeconds);
+
+        const { page, requests, errors } = await open(browser, `${jsBase}/status`);
+        const text = async (selector: string) => (await page.locator(selector).textContent()) ?? '';
+        await waitFor('the Jetstream host', async () => (await text('#jetstream-host')) === jetstream.url, 10_000, 100);
+        assert.equal(await page.locator('#jetstream').isVisible(), true);
+        assert.equal(await page.locator('#tap').isHidden(), true);
+        assert.equal(await page.locator('#ozone').isHidden(), true);
+        assert.equal(await text('#command'), 'firehose jetstream');
+        assert.equal(await text('#upstream'), jetstream.url);
+        assert.match(await text('#read'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        assert.match(await text('#jetstream-cursor-time'), /^\d{4}-\d\d-\d\dT/);
+        assert.match(await text('#jetstream-saved'), /^\d{4}-\d\d-\d\dT/);
+        assert.match(await text('#jetstream-lag'), /^\d+ ms$|^\d+\.\d s$/);
+        assert.equal(await text('#jetstream-failovers'), '1');
+        assert.equal(await text('#jetstream-duplicates'), '0');
+        const hosts = await page.locator('#jetstream-hosts tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+        assert.deepEqual(hosts, [[dead, ''], [jetstream.url, 'reading']]);
+        // Shown as a time in this mode, not as the time_us.
+        const position = async () => Date.parse(await text('#position'));
+        const p1 = await position();
+        await waitFor('the position to move', async () => (await position()) > p1, 10_000, 250);
+        assert.deepEqual(errors, []);
+        assertOnlyOwnRequests(requests, jsBase);
+        await page.close();
+      });
+    });
   });
 
-  describe('Tap and Ozone sections', () => {
+  describe('Tap, Ozone and Jetstream sections', () => {
     let servers: Server[] = [];
     after(() => {
       for (const s of servers) s.close();
@@ -244,6 +342,7 @@ describe('status page', () => {
       await waitFor('the Tap numbers', async () => (await page.locator('#records').textContent()) === '123,456', 10_000, 100);
       assert.equal(await page.locator('#tap').isVisible(), true);
       assert.equal(await page.locator('#ozone').isHidden(), true);
+      assert.equal(await page.locator('#jetstream').isHidden(), true);
       assert.deepEqual([await page.locator('#backfill').getAttribute('value'), await page.locator('#backfill').getAttribute('max')], ['100', '400']);
       assert.match((await page.locator('#backfill-text').textContent())!, /100 of 400 repos backfilled \(25\.0%\), 20 in progress, 1 failed/);
       assert.equal(await page.locator('#outbox').textContent(), '7');
@@ -266,8 +365,44 @@ describe('status page', () => {
       await waitFor('the Ozone lag', async () => /s$/.test((await page.locator('#ozone-lag').textContent()) ?? ''), 10_000, 100);
       assert.equal(await page.locator('#ozone').isVisible(), true);
       assert.equal(await page.locator('#tap').isHidden(), true);
+      assert.equal(await page.locator('#jetstream').isHidden(), true);
       assert.match((await page.locator('#ozone-lag').textContent())!, /^4\d\.\d s$/);
       assert.match((await page.locator('#poll-errors').textContent())!, /rate-limited\s*2/);
+      assert.deepEqual(errors, []);
+      assertOnlyOwnRequests(requests, base);
+      await page.close();
+    });
+
+    it('Jetstream: the host failed over to, the cursor as a time, failovers and duplicates; no cursor file is a warning', async () => {
+      const hosts = ['wss://jetstream1.example', 'wss://jetstream2.example'];
+      metrics.jetstreamHosts(hosts, hosts[1]!);
+      metrics.jetstreamFailover();
+      for (let i = 0; i < 3; i++) metrics.jetstreamDuplicate();
+      metrics.upstreamConfirmed('jetstream', 1_750_000_000_123_456);
+      metrics.jetstreamRead((Date.now() - 42_000) * 1000);
+      const base = await serve({ command: 'firehose jetstream', source: 'jetstream', jetstreamHosts: hosts, topic: 't', version: '0.1.0' });
+      const s = (await (await fetch(`${base}/status.json`)).json()) as Snapshot;
+      assert.equal(s.upstreamUrl, hosts[1]);
+      const { lagSeconds, ...rest } = s.jetstream!;
+      assert.deepEqual(rest, { host: hosts[1], cursor: 1_750_000_000_123_456, cursorTime: '2025-06-15T15:06:40.123Z', savedCursor: null, failovers: 1, duplicatesDropped: 3 });
+      assert.ok(lagSeconds! >= 42 && lagSeconds! < 50, `lag ${lagSeconds}`);
+
+      const { page, requests, errors } = await open(browser, `${base}/status`);
+      const text = async (selector: string) => (await page.locator(selector).textContent()) ?? '';
+      await waitFor('the Jetstream lag', async () => /s$/.test(await text('#jetstream-lag')), 10_000, 100);
+      assert.equal(await page.locator('#jetstream').isVisible(), true);
+      assert.equal(await page.locator('#tap').isHidden(), true);
+      assert.equal(await page.locator('#ozone').isHidden(), true);
+      assert.equal(await text('#upstream'), hosts[1]);
+      assert.equal(await text('#jetstream-host'), hosts[1]);
+      assert.match(await text('#jetstream-lag'), /^4\d\.\d s$/);
+      assert.equal(await text('#jetstream-cursor-time'), '2025-06-15T15:06:40.123Z');
+      assert.equal(await text('#jetstream-cursor'), '1,750,000,000,123,456');
+      assert.equal(await text('#jetstream-saved'), 'none (no --cursor-file)');
+      assert.equal(await page.locator('#jetstream-saved').getAttribute('class'), 'n warn');
+      assert.equal(await text('#jetstream-failovers'), '1');
+      assert.equal(await text('#jetstream-duplicates'), '3');
+      assert.match(await text('#jetstream-hosts'), /jetstream1\.example\s*wss:\/\/jetstream2\.example\s*reading/);
       assert.deepEqual(errors, []);
       assertOnlyOwnRequests(requests, base);
       await page.close();
