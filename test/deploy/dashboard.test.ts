@@ -1,7 +1,7 @@
 // The Grafana dashboard deploy/grafana/dashboards/atkafka.json, checked without a Grafana (neither
 // Debian nor the registries here ship one): its structure as Grafana lays it out, every metric name in
 // every PromQL expression against what atkafka really registers, and coverage of what an operator of
-// each mode (relay, tap, ozone) needs to see.
+// each mode (relay, tap, ozone, jetstream) needs to see.
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -12,7 +12,7 @@ import type { Registry } from 'prom-client';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DASHBOARD = join(ROOT, 'deploy/grafana/dashboards/atkafka.json');
-const ROWS = ['Overview', 'Kafka', 'Relay', 'Tap', 'Ozone', 'Enrichment', 'Process'];
+const ROWS = ['Overview', 'Kafka', 'Relay', 'Tap', 'Ozone', 'Jetstream', 'Enrichment', 'Process'];
 
 interface Target {
   expr?: string;
@@ -470,6 +470,15 @@ describe('coverage', () => {
     { topic: 'ozone polls', row: 'Ozone', metric: 'atkafka_ozone_polls', expr: /by \(result\) \(rate\(/ },
     { topic: 'ozone poll errors', row: 'Ozone', metric: 'atkafka_ozone_poll_errors' },
     { topic: 'ozone connected', row: 'Ozone', metric: 'atkafka_ozone_connected' },
+    { topic: 'jetstream: the host in use now', row: 'Jetstream', metric: 'atkafka_jetstream_host', expr: /by \(instance, host\) \(atkafka_jetstream_host\{[^}]*\}\) == 1$/, type: 'stat' },
+    { topic: 'jetstream: which host when', row: 'Jetstream', metric: 'atkafka_jetstream_host', type: 'state-timeline' },
+    { topic: 'jetstream failovers', row: 'Jetstream', metric: 'atkafka_jetstream_failovers', expr: /rate\(/ },
+    { topic: 'jetstream reconnects', row: 'Jetstream', metric: 'atkafka_upstream_reconnects', expr: /by \(reason\) \(rate\(atkafka_upstream_reconnects\{[^}]*source="jetstream"/ },
+    { topic: 'jetstream duplicates dropped', row: 'Jetstream', metric: 'atkafka_jetstream_duplicates_dropped', expr: /rate\(/ },
+    // Without --cursor-file the cursor gauge stays 0, which would read as decades behind.
+    { topic: 'jetstream cursor lag', row: 'Jetstream', metric: 'atkafka_jetstream_cursor_time_us', expr: /^time\(\) - .*> 0\) \/ 1e6$/ },
+    { topic: 'jetstream lag of the last event read', row: 'Jetstream', metric: 'atkafka_upstream_lag_seconds', expr: /source="jetstream"/ },
+    { topic: 'jetstream connected', row: 'Jetstream', metric: 'atkafka_upstream_connected', expr: /source="jetstream"/, type: 'state-timeline' },
     { topic: 'enrichment outcomes', row: 'Enrichment', metric: 'atkafka_enrichment', expr: /by \(outcome\) \(rate\(/ },
     { topic: 'PLC requests', row: 'Enrichment', metric: 'atkafka_plc_requests', expr: /by \(kind, status, cached\) \(rate\(/ },
     { topic: 'identity cache sizes', row: 'Enrichment', metric: 'atkafka_cache_size', expr: /by \(kind\)/ },
