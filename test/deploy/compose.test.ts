@@ -1,11 +1,12 @@
-// The three compose files (docker-compose.yml, docker-compose.tap.yml, docker-compose.ozone.yml),
-// checked without a Docker engine: each is loaded by the Compose Specification's own loader
-// (compose-go, which docker compose is built on; tools/compose-check, built and cached by
-// scripts/compose-check.sh) in strict mode, and what it resolved is checked against the repo and
-// against atkafka itself: files that are mounted or built exist, atkafka's command and every
-// ATKAFKA_* variable are ones its CLI takes in that mode (resolved with the CLI's own flag code),
-// the probes and ports agree with the Dockerfile, Prometheus scrapes atkafka and Grafana finds
-// Prometheus and the dashboards. Tap's variables are checked against the real Tap's `run --help`.
+// The four compose files (docker-compose.yml, docker-compose.tap.yml, docker-compose.ozone.yml,
+// docker-compose.jetstream.yml), checked without a Docker engine: each is loaded by the Compose
+// Specification's own loader (compose-go, which docker compose is built on; tools/compose-check,
+// built and cached by scripts/compose-check.sh) in strict mode, and what it resolved is checked
+// against the repo and against atkafka itself: files that are mounted or built exist, atkafka's
+// command and every ATKAFKA_* variable are ones its CLI takes in that mode (resolved with the CLI's
+// own flag code), the probes and ports agree with the Dockerfile, Prometheus scrapes atkafka and
+// Grafana finds Prometheus and the dashboards. Tap's variables are checked against the real Tap's
+// `run --help`.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,8 @@ import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { parseArgs, resolveFlags, type FlagSpec } from '../../src/cli/flags.ts';
-import { enrichFlags, firehoseFlags, globalFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, tapFlags } from '../../src/config/flags.ts';
+import { enrichFlags, firehoseFlags, globalFlags, jetstreamFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, tapFlags } from '../../src/config/flags.ts';
+import { jetstreamConfig } from '../../src/config/jetstream-config.ts';
 import { tapBinary } from '../support/tap.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -82,6 +84,12 @@ const MODES: { file: string; command: string[]; flags: FlagSpec[]; volumes: stri
       ...kafkaFlags,
       ...globalFlags,
     ],
+    volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data'],
+  },
+  {
+    file: 'docker-compose.jetstream.yml',
+    command: ['firehose', 'jetstream'],
+    flags: [...jetstreamFlags, ...firehoseFlags.filter((f) => f.name !== 'relay-host' && f.name !== 'tap-workers'), ...enrichFlags, ...kafkaFlags, ...globalFlags],
     volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data'],
   },
 ];
@@ -351,11 +359,36 @@ for (const mode of MODES) {
   });
 }
 
-describe('the three files together', () => {
-  test('Kafka, the UI, Prometheus and Grafana are the same in all three (no drift), the project names differ', () => {
+describe('the four files together', () => {
+  test('Kafka, the UI, Prometheus and Grafana are the same in all four (no drift), the project names differ', () => {
     const [first, ...rest] = MODES.map((m) => project(m.file));
     for (const p of rest) for (const name of SHARED) assert.deepEqual(p.services[name], first!.services[name], `${p.name}: ${name}`);
-    assert.equal(new Set(MODES.map((m) => project(m.file).name)).size, 3);
+    assert.equal(new Set(MODES.map((m) => project(m.file).name)).size, MODES.length);
+  });
+
+  test('scripts/compose-check.sh checks every file this test does', () => {
+    const script = readFileSync(join(ROOT, 'scripts/compose-check.sh'), 'utf8');
+    const line = script.split('\n').find((l) => l.includes('exec "$bin" --env-file'));
+    assert.ok(line, 'the default run of compose-check.sh');
+    for (const m of MODES) assert.ok(line.includes(` ${m.file}`), `compose-check.sh leaves out ${m.file}`);
+  });
+
+  test("Jetstream: the public hosts by default, the same list as the CLI's, resolved by the CLI's own config code", () => {
+    const a = project('docker-compose.jetstream.yml').services.atkafka!;
+    const flags = MODES.find((m) => m.file === 'docker-compose.jetstream.yml')!.flags;
+    const config = jetstreamConfig(resolveFlags(parseArgs([], flags), flags, { ...a.environment }) as never);
+    const cliDefault = jetstreamFlags.find((f) => f.name === 'jetstream-host')!.default!.split(',');
+    assert.ok(cliDefault.length > 1, 'more than one host to fail over to');
+    assert.deepEqual(config.hosts, cliDefault);
+    assert.equal(config.cursorFile, '/data/jetstream-cursor.json');
+    assert.equal(config.stages.format, 'atkafka');
+    assert.equal(config.kafka.topic, 'jetstream-events');
+
+    const r = composeCheck(['--env-file', CI_ENV, '--env', 'ATKAFKA_JETSTREAM_HOST=wss://jetstream.example.net', '--env', 'ATKAFKA_FORMAT=jetstream', 'docker-compose.jetstream.yml']);
+    assert.equal(r.status, 0, r.stderr);
+    const env = (JSON.parse(r.stdout) as { files: Loaded[] }).files[0]!.project!.services.atkafka!.environment;
+    assert.equal(env.ATKAFKA_JETSTREAM_HOST, 'wss://jetstream.example.net');
+    assert.equal(env.ATKAFKA_FORMAT, 'jetstream');
   });
 
   test('Ozone: the password only as a compose secret, a file kept out of the build context', () => {
