@@ -97,8 +97,13 @@ export class Outbox<T> {
   #lastTimeoutLog = 0;
   #timeoutsSinceLog = 0;
 
+  /** The position header; a literal key for the usual name keeps the hot path's objects fast. */
+  readonly #position: (value: string) => MessageHeader;
+
   constructor(opts: OutboxOptions<T>) {
     this.#o = opts;
+    const name = opts.positionHeader ?? 'seq';
+    this.#position = name === 'seq' ? (value) => ({ seq: value }) : (value) => ({ [name]: value });
     this.#needsIdentity = opts.enricher !== undefined && (opts.enrich || opts.keepService !== undefined);
   }
 
@@ -248,13 +253,12 @@ export class Outbox<T> {
       return;
     }
     let headers: MessageHeader[];
-    const position = o.positionHeader ?? 'seq';
-    if (isOp) headers = [{ kind }, { collection }, { action: action.slice(OP_PREFIX.length) }, { [position]: String(seq) }, { source: o.source }];
+    if (isOp) headers = [{ kind }, { collection }, { action: action.slice(OP_PREFIX.length) }, this.#position(String(seq)), { source: o.source }];
     else if (message.kind !== undefined) {
       headers = collection === '' ? [{ kind }, { action }] : [{ kind }, { collection }, { action }];
-      if (seq !== undefined) headers.push({ [position]: String(seq) });
+      if (seq !== undefined) headers.push(this.#position(String(seq)));
       headers.push({ source: o.source });
-    } else headers = seq === undefined ? [{ kind }, { source: o.source }] : [{ kind }, { [position]: String(seq) }, { source: o.source }];
+    } else headers = seq === undefined ? [{ kind }, { source: o.source }] : [{ kind }, this.#position(String(seq)), { source: o.source }];
     if (o.compress !== undefined) headers.push(...COMPRESSED_HEADERS);
     o.sink.send(did, value, token, { topic, headers });
   }

@@ -190,7 +190,21 @@ const cases: Case[] = [
   ozone('cursor file garbage', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json is not JSON; fix or remove it$/, {}, (dir) => writeFile(join(dir, 'c.json'), 'garbage')),
   ozone("the Go version's cursor garbage", [], /^atkafka: .*ozone-cursor\.txt \(the Go version's Ozone cursor\) holds "nonsense", not an RFC 3339 time/, {}, (dir) => writeFile(join(dir, 'ozone-cursor.txt'), 'nonsense\n')),
   ozone('--topic-partitions 0', ['--topic-partitions', '0'], /^atkafka: --topic-partitions must be between 1 and/),
+  // firehose jetstream (issue 11).
+  jetstream('--jetstream-host not a websocket', ['--jetstream-host', 'ftp://js.example'], /^atkafka: --jetstream-host: "ftp:\/\/js\.example" must start with wss:\/\//),
+  jetstream('--jetstream-host empty', ['--jetstream-host', ''], /^atkafka: --jetstream-host is empty$/),
+  jetstream('one host twice', ['--jetstream-host', 'wss://a.example,wss://a.example/subscribe'], /^atkafka: --jetstream-host names one host twice$/),
+  jetstream('--watched-dids not DIDs', ['--watched-dids', 'alice.bsky.social'], /^atkafka: --watched-dids: "alice\.bsky\.social" is not a DID/),
+  jetstream('--cursor a relay seq', ['--cursor', '123456'], /^atkafka: --cursor must be a time_us \(unix microseconds/),
+  jetstream('--jetstream-rewind 2h', ['--jetstream-rewind', '2h'], /^atkafka: --jetstream-rewind must be between 0 and 1h$/),
+  jetstream('--format csv', ['--format', 'csv'], /^atkafka: --format: "csv" is not atkafka or jetstream$/),
+  jetstream('a relay cursor file', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json is a relay cursor \(seq\), not a Jetstream one/, {}, (dir) => writeFile(join(dir, 'c.json'), '{"seq":5,"relayHost":"wss://bsky.network"}')),
+  jetstream('cursor file garbage', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json is not JSON; fix or remove it$/, {}, (dir) => writeFile(join(dir, 'c.json'), 'garbage')),
 ];
+
+function jetstream(name: string, args: string[], message: RegExp, env: Record<string, string> = {}, setup?: (dir: string) => Promise<void>): Case {
+  return { name: `firehose jetstream: ${name}`, command: ['firehose', 'jetstream'], args, env, setup, message };
+}
 
 /** An ozone-events case: the required flags filled in (password from the env) unless the case sets them. */
 function ozone(name: string, args: string[], message: RegExp, env: Record<string, string> = {}, setup?: (dir: string) => Promise<void>): Case {
