@@ -15,6 +15,7 @@ import { pino } from 'pino';
 
 import { Enricher } from '../src/enrich/index.ts';
 import { collectionFilter } from '../src/filter/index.ts';
+import { JetstreamCompressor } from '../src/format/jetstream-compress.ts';
 import { RelayPipeline, type RelayPipelineOptions } from '../src/sources/relay/pipeline.ts';
 import { createKafkaSink } from '../src/sink/kafka/index.ts';
 import { readFramesFile } from '../src/replay/index.ts';
@@ -28,8 +29,8 @@ const { values } = parseArgs({
     'kafka-option': { type: 'string', multiple: true, default: [] },
     warmup: { type: 'string', default: '150000' },
     partitions: { type: 'string', default: '200' },
-    /** Which of the stage cases (issue 7) to run after the plain ones: enrich-warm, enrich-cold, filter; 'none' for none. */
-    cases: { type: 'string', default: 'enrich-warm,enrich-cold,filter' },
+    /** Which of the stage cases to run after the plain ones: enrich-warm, enrich-cold, filter (issue 7), jetstream, jetstream-compress (issue 11); 'none' for none. */
+    cases: { type: 'string', default: 'enrich-warm,enrich-cold,filter,jetstream,jetstream-compress' },
   },
 });
 const CORPUS = fileURLToPath(new URL('../test/fixtures/corpus/frames.bin.zst', import.meta.url));
@@ -73,7 +74,7 @@ const HEADERS = process.env.BENCH_HEADERS !== '0'; // the CLI default: on
 // One topic for both runs, so the steady run measures a warm topic (leaders known), like production.
 const sink = await createKafkaSink(kafkaOptions(`bench-${Date.now()}`), log, MAX_IN_FLIGHT);
 
-async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelineOptions, 'stages' | 'collections'> = {}): Promise<Result> {
+async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelineOptions, 'stages' | 'collections' | 'format'> = {}): Promise<Result> {
   const relay = await startRelay([...relayArgs, '--limit', String(frames)]);
   const latencies = new Float64Array(frames);
   let confirmed = 0;
@@ -96,6 +97,7 @@ async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelin
     sink,
     logger: log,
     collections: extra.collections,
+    format: extra.format,
     // The CLI default is headers on; BENCH_HEADERS=0 measures without them.
     stages: { headers: HEADERS, ...extra.stages },
     onEventConfirmed: (ms) => {
@@ -228,6 +230,15 @@ if (cases.has('enrich-warm') || cases.has('enrich-cold')) {
 if (cases.has('filter')) {
   const r = await run([], frames, { collections: collectionFilter('watched', ['app.bsky.feed.post']) });
   report('--watched-collections app.bsky.feed.post (ops/s counts ops read, most dropped before formatting)', r, 1);
+}
+
+if (cases.has('jetstream')) {
+  const r = await run([], frames, { format: 'jetstream' });
+  report('--format jetstream (the Jetstream v1 shape, time_us from the receive clock)', r, 1);
+}
+if (cases.has('jetstream-compress')) {
+  const r = await run([], frames, { format: 'jetstream', stages: { compress: new JetstreamCompressor() } });
+  report("--format jetstream --jetstream-compress (each message one zstd frame with Jetstream's dictionary, level 3)", r, 1);
 }
 
 await sink.close();

@@ -4,16 +4,18 @@
 // server and failover between two servers with different clocks lose nothing and repeat nothing
 // (SIGKILL: only what was after the saved cursor).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { zstdDecompressSync } from 'node:zlib';
 
 import { metricValue, startCommand, waitFor, type Bridge } from '../support/bridge.ts';
 import { corpusFrames, expectedMessages } from '../support/corpus.ts';
 import { startTestBroker, type TestBroker } from '../support/kafka-broker.ts';
-import { readTopic, type ReadMessage } from '../support/kafka-read.ts';
+import { readTopic, readTopicRaw, type ReadMessage } from '../support/kafka-read.ts';
 import { loadCorpusEvents, loopEvents, startJetstreamServer, type JetstreamEvent, type JetstreamServer } from '../support/jetstream-server.ts';
 
 const corpus = loadCorpusEvents();
@@ -141,6 +143,22 @@ describe('firehose jetstream', () => {
     const sent = new Set(Array.from({ length: corpus.length }, (_, i) => s.stored(i + 1)!.json));
     for (const m of got) assert.ok(sent.has(m.value), `as sent: ${m.value.slice(0, 80)}`);
     assert.equal(new Set(got.map((m) => m.value)).size, corpus.length);
+
+    // --jetstream-compress: Jetstream's zstd frames (compress=true upstream) go to Kafka as they came.
+    const t2 = topic();
+    const b2 = await bridge(t2, [s.url], ['--cursor', '1000000000000000', '--format', 'jetstream', '--jetstream-compress', '--cursor-file', '']);
+    await waitForCount(t2, corpus.length, b2);
+    await stop(b2);
+    const raw = await readTopicRaw(broker.bootstrap, t2);
+    assert.equal(raw.length, corpus.length);
+    const dictionary = readFileSync(new URL('../../src/format/zstd/legacy_subscribe.zdict', import.meta.url));
+    const plain = new Set<string>();
+    for (const m of raw) {
+      assert.equal(m.headers.find(([k]) => k === 'content-encoding')?.[1], 'zstd');
+      assert.equal(m.headers.find(([k]) => k === 'zstd-dictionary')?.[1], '1612007021');
+      plain.add(zstdDecompressSync(m.value, { dictionary }).toString());
+    }
+    assert.deepEqual(plain, sent);
   });
 
   it('asks Jetstream for the filters (wantedCollections, wantedDids; a long list in options_update), and filters ignored collections itself', async () => {

@@ -33,6 +33,27 @@ const HEAD = /^\{"did":"(did:[a-z]+:[a-zA-Z0-9._:%-]{1,2048})","time_us":(\d{1,1
 const COMMIT = /"commit":\{"rev":"([a-z2-7]{1,64})","operation":"(create|update|delete)","collection":"([a-zA-Z0-9.-]{1,317})","rkey":"([a-zA-Z0-9._:~-]{1,512})"/y;
 const SEQ = /"seq":(\d{1,16})[,}]/;
 
+/** The head from the first bytes of an event, without decoding the rest; undefined: use parseJetstreamHead. */
+export function parseJetstreamHeadFast(bytes: Uint8Array): JetstreamHead | undefined {
+  // Every field of the head is ASCII, so latin1 of a prefix reads them exactly; a long did:web or a record
+  // key near the limit may not fit, and then the whole event is read.
+  const prefix = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 640)).toString('latin1');
+  HEAD.lastIndex = 0;
+  const m = HEAD.exec(prefix);
+  if (m === null) return undefined;
+  const did = m[1]!;
+  const timeUs = Number(m[2]);
+  const kind = m[3] as JetstreamHead['kind'];
+  if (kind === 'commit') {
+    COMMIT.lastIndex = HEAD.lastIndex;
+    const c = COMMIT.exec(prefix);
+    if (c === null || !NSID.test(c[3]!) || c[4] === '.' || c[4] === '..') return undefined;
+    return { did, timeUs, kind, collection: c[3]!, action: `operation#${c[2]}`, key: `${did} ${c[1]} ${c[3]}/${c[4]}` };
+  }
+  const s = SEQ.exec(prefix.slice(HEAD.lastIndex, HEAD.lastIndex + 400));
+  return s === null ? undefined : { did, timeUs, kind, collection: '', action: kind, key: `${did} ${kind} ${s[1]}` };
+}
+
 /** Reads an event's head; `text` is the whole event. */
 export function parseJetstreamHead(text: string): JetstreamHead {
   HEAD.lastIndex = 0;

@@ -13,7 +13,7 @@ import * as metrics from '../../telemetry/metrics.ts';
 import { redactUrl } from '../../telemetry/redact.ts';
 import { WsSubscription } from '../common/ws-subscription.ts';
 import { loadJetstreamCursor, saveJetstreamCursor, type JetstreamCursor } from './cursor.ts';
-import { atkafkaValue, parseJetstreamEvent, parseJetstreamHead, timeOf } from './events.ts';
+import { atkafkaValue, parseJetstreamEvent, parseJetstreamHead, parseJetstreamHeadFast, timeOf } from './events.ts';
 import { SeenWindow } from './seen.ts';
 
 /** Jetstream's limits on what a subscriber may ask for (docs/jetstream-protocol.md). */
@@ -281,19 +281,21 @@ export class JetstreamPipeline {
 
   #onMessage(data: Buffer, isBinary: boolean): void {
     this.#messagesThisConnection++;
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = isBinary ? this.#decompress(data) : data.toString('utf8');
+      bytes = isBinary ? this.#decompress(data) : data;
     } catch (err) {
       this.#skip(new InputError('invalid-frame', `undecodable zstd message: ${(err as Error).message}`), data.length);
       return;
     }
+    // The Jetstream shape goes on as bytes: only the head (ASCII, in the first bytes) is read as text.
+    let text = this.#o.format === 'jetstream' ? undefined : bytes.toString('utf8');
     let head;
     try {
-      head = parseJetstreamHead(text);
+      head = text === undefined ? (parseJetstreamHeadFast(bytes) ?? parseJetstreamHead((text = bytes.toString('utf8')))) : parseJetstreamHead(text);
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
-      this.#skip(err, text.length);
+      this.#skip(err, bytes.length);
       return;
     }
     if (this.#floor !== undefined && head.timeUs < this.#floor) {
@@ -326,18 +328,18 @@ export class JetstreamPipeline {
     if (this.#o.format === 'jetstream') {
       // Jetstream's own bytes; with --jetstream-compress its own zstd frame (same dictionary), not compressed again.
       compressed = isBinary && this.#o.passCompressed;
-      value = compressed ? data : isBinary ? Buffer.from(text) : data;
+      value = compressed ? data : bytes;
     } else {
       try {
-        value = atkafkaValue(parseJetstreamEvent(text));
+        value = atkafkaValue(parseJetstreamEvent(text!));
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        this.#skip(err, text.length);
+        this.#skip(err, bytes.length);
         this.#core.seal(ticket);
         return;
       }
     }
-    this.#core.send(ticket, head.did, head.timeUs, timeOf(head.timeUs), { value, action: head.action, collection: head.collection, compressed });
+    this.#core.send(ticket, head.did, head.timeUs, this.#timeOf(head.timeUs), { value, action: head.action, collection: head.collection, compressed });
     this.#core.seal(ticket);
     if (!this.#core.room() && !this.#paused) {
       this.#paused = true;
@@ -346,9 +348,21 @@ export class JetstreamPipeline {
     }
   }
 
-  #decompress(data: Buffer): string {
+  #decompress(data: Buffer): Buffer {
     if (this.#decompressor === undefined) throw new Error('a binary message, but compress=true was not asked for');
-    return this.#decompressor.decompress(data).toString('utf8');
+    return this.#decompressor.decompress(data);
+  }
+
+  // Events come many to a millisecond: one ISO string per millisecond.
+  #lastMs = -1;
+  #lastIso = '';
+  #timeOf(timeUs: number): string {
+    const ms = Math.floor(timeUs / 1000);
+    if (ms !== this.#lastMs) {
+      this.#lastMs = ms;
+      this.#lastIso = new Date(ms).toISOString();
+    }
+    return this.#lastIso;
   }
 
   #skip(err: InputError, bytes: number): void {
