@@ -11,6 +11,7 @@ import { constants as zlibConstants, zstdCompressSync } from 'node:zlib';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 
 import { pino } from 'pino';
 
@@ -36,6 +37,7 @@ const log = pino({ level: 'warn' }, pino.destination(2));
 
 const broker = await startBroker();
 let topicNo = 0;
+let snapshotTaken = false;
 
 async function startServer(events: number): Promise<{ url: string; pid: number | undefined; stop: () => void }> {
   const child = spawn(process.execPath, [SERVER, '--port', '0', '--events', String(events)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -105,7 +107,18 @@ async function run(c: Case, events = EVENTS, served = events): Promise<Result> {
     },
   });
   let peakRss = 0;
-  const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
+  let peakMem = process.memoryUsage();
+  const rssTimer = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    if (rss > peakRss) {
+      peakRss = rss;
+      if (process.env.BENCH_MEM) peakMem = process.memoryUsage();
+      if (process.env.BENCH_SNAPSHOT && peakMem.heapUsed > 250 * 2 ** 20 && !snapshotTaken) {
+        snapshotTaken = true;
+        console.log(`heap snapshot: ${writeHeapSnapshot('/tmp/js-bench.heapsnapshot')}`);
+      }
+    }
+  }, 50);
   const cpu0 = process.cpuUsage();
   const broker0 = procCpuSeconds(broker.pid);
   const server0 = procCpuSeconds(server.pid);
@@ -124,6 +137,10 @@ async function run(c: Case, events = EVENTS, served = events): Promise<Result> {
     latencies: latencies.sort(),
   };
   clearInterval(rssTimer);
+  if (process.env.BENCH_MEM) {
+    const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
+    console.log(`  at peak RSS: heapTotal ${mb(peakMem.heapTotal)}, heapUsed ${mb(peakMem.heapUsed)}, external ${mb(peakMem.external)}, arrayBuffers ${mb(peakMem.arrayBuffers)}`);
+  }
   abort.abort();
   await running;
   await sink.close();
