@@ -118,11 +118,11 @@ const topHelp = `Usage: atkafka <command> [flags]
 Streams AT Protocol (Bluesky) events into Apache Kafka.
 
 Commands:
-  firehose relay   relay firehose -> Kafka (lossless: resumes from a cursor file)
-  replay           serve a recorded frames file as a local relay (tests, demo, benchmarks)
-  firehose tap     Tap (network backfill and sync, with acks) -> Kafka (at least once)
-  firehose jetstream  Jetstream (the light JSON firehose) -> Kafka (lossless: time_us cursor, host failover)
-  ozone-events     Ozone moderation events -> Kafka (lossless: resumes from a cursor file)
+  firehose relay       relay firehose -> Kafka (lossless: resumes from a cursor file)
+  replay               serve a recorded frames file as a local relay (tests, demo, benchmarks)
+  firehose tap         Tap (network backfill and sync, with acks) -> Kafka (at least once)
+  firehose jetstream   Jetstream (the light JSON firehose) -> Kafka (lossless: time_us cursor, host failover)
+  ozone-events         Ozone moderation events -> Kafka (lossless: resumes from a cursor file)
 
 Run 'atkafka <command> --help' for its flags. Every flag can also be set by the env var shown there;
 a .env file in the working directory is read too. An env var set to an empty value is not ignored:

@@ -161,6 +161,21 @@ describe('firehose jetstream', () => {
     assert.deepEqual(plain, sent);
   });
 
+  it('--osprey-compatible: the at-kafka message in Osprey\'s envelope, action_name from the event', async () => {
+    const s = await server();
+    const t = topic();
+    const b = await bridge(t, [s.url], ['--cursor', '1000000000000000', '--cursor-file', '', '--osprey-compatible']);
+    const got = await waitForCount(t, corpus.length, b);
+    await stop(b);
+    for (const m of got) {
+      const env = JSON.parse(m.value) as { data: { action_name: string; action_id: number; data: { did: string; operation?: { action: string } }; timestamp: string }; send_time: string };
+      const inner = env.data.data;
+      assert.equal(inner.did, m.key);
+      assert.equal(env.data.action_name, inner.operation ? `operation#${inner.operation.action}` : JSON.parse(m.value).data.data.identity ? 'identity' : 'account');
+      assert.match(m.value, /"action_id":[1-9]\d*,/);
+    }
+  });
+
   it('asks Jetstream for the filters (wantedCollections, wantedDids; a long list in options_update), and filters ignored collections itself', async () => {
     const s = await server();
     const dids = [...new Set(corpus.map((e) => e.did))];
