@@ -1,7 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 
 import { formatHelp, parseArgs, resolveFlags, UsageError, type FlagSpec } from './flags.ts';
-import { enrichFlags, firehoseFlags, globalFlags, jetstreamFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, replayFlags, tapFlags } from '../config/flags.ts';
+import { enrichFlags, firehoseFlags, globalFlags, jetstreamFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, replayFlags, tapFlags, wikimediaFlags } from '../config/flags.ts';
+import { wikimediaConfig } from '../config/wikimedia-config.ts';
 import { jetstreamConfig } from '../config/jetstream-config.ts';
 import { checkLogLevel } from '../config/checks.ts';
 import { ozoneConfig } from '../config/ozone-config.ts';
@@ -12,16 +13,9 @@ import { runOzone } from './run-ozone.ts';
 import { runRelay } from './run-relay.ts';
 import { runReplay } from './run-replay.ts';
 import { runTap } from './run-tap.ts';
-
-interface Command {
-  path: string[];
-  usage: string;
-  description: string;
-  groups: { title: string; flags: FlagSpec[] }[];
-  run?: (values: Map<string, unknown>) => Promise<number>;
-  /** Commands of the Go version that are not implemented yet. */
-  notYet?: boolean;
-}
+import { runWikimedia } from './run-wikimedia.ts';
+import type { Command } from './command.ts';
+import { statsCommand, statsFlags } from './run-stats.ts';
 
 const commands: Command[] = [
   {
@@ -104,11 +98,28 @@ const commands: Command[] = [
     ],
     run: (v) => runOzone(ozoneConfig(v as never)),
   },
+  {
+    path: ['wikimedia'],
+    usage: 'atkafka wikimedia [--stream recentchange,...] [flags]',
+    description:
+      "Reads Wikimedia EventStreams (server-sent events, https://stream.wikimedia.org/v2/stream/<streams>) into Kafka:\n" +
+      'one message per event, the event JSON as sent, keyed by wiki (or page). The SSE id (Wikimedia\'s own Kafka\n' +
+      'positions) of the last event Kafka confirmed is saved and sent back as Last-Event-ID, so a restart loses nothing.\n\n' +
+      'Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration, 130 a second SIGINT/SIGTERM.',
+    groups: [
+      { title: 'Wikimedia', flags: wikimediaFlags },
+      { title: 'Routing', flags: enrichFlags.filter((f) => ['kafka-headers', 'topic-template'].includes(f.name)) },
+      { title: 'Kafka', flags: kafkaFlags },
+      { title: 'Global', flags: globalFlags },
+    ],
+    run: (v) => runWikimedia(wikimediaConfig(v as never)),
+  },
+  statsCommand,
 ];
 
 /** Every ATKAFKA_* name any command reads, so a typo is caught wherever it is set. */
 const knownEnv = new Set([
-  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags, ...enrichFlags, ...tapFlags, ...ozoneFlags, ...jetstreamFlags].flatMap((f) => f.env),
+  ...[...globalFlags, ...kafkaFlags, ...firehoseFlags, ...relayFlags, ...enrichFlags, ...tapFlags, ...ozoneFlags, ...jetstreamFlags, ...wikimediaFlags, ...statsFlags].flatMap((f) => f.env),
   'ATKAFKA_KAFKA_CACHE',
   'ATKAFKA_TAP_BIN',
 ]);
@@ -123,6 +134,8 @@ Commands:
   firehose tap         Tap (network backfill and sync, with acks) -> Kafka (at least once)
   firehose jetstream   Jetstream (the light JSON firehose) -> Kafka (lossless: time_us cursor, host failover)
   ozone-events         Ozone moderation events -> Kafka (lossless: resumes from a cursor file)
+  wikimedia            Wikimedia EventStreams (recentchange, ...) -> Kafka (lossless: Last-Event-ID cursor)
+  stats                count a topic's events into Redis with a consumer group (exact, restartable)
 
 Run 'atkafka <command> --help' for its flags. Every flag can also be set by the env var shown there;
 a .env file in the working directory is read too. An env var set to an empty value is not ignored:

@@ -389,3 +389,27 @@ export const jetstreamFlags: FlagSpec[] = [
   },
   ...reconnectFlags,
 ];
+
+/** `atkafka wikimedia`: new in this version. */
+export const wikimediaFlags: FlagSpec[] = [
+  { name: 'url', kind: 'string', env: ['ATKAFKA_WIKIMEDIA_URL'], default: 'https://stream.wikimedia.org', help: 'Wikimedia EventStreams (or a server speaking its protocol); streams are read from <url>/v2/stream/<streams>' },
+  { name: 'stream', kind: 'list', env: ['ATKAFKA_WIKIMEDIA_STREAM'], default: 'recentchange', help: 'Streams to read, comma list (recentchange, page-create, revision-create, ...)' },
+  { name: 'key', kind: 'string', env: ['ATKAFKA_WIKIMEDIA_KEY'], default: 'wiki', help: "Kafka key: wiki (the event's wiki, e.g. enwiki) or page (wiki and page title: one page's events in order)" },
+  {
+    name: 'cursor-file',
+    kind: 'string',
+    env: ['ATKAFKA_CURSOR_FILE'],
+    default: 'wikimedia-cursor.json',
+    help: 'File holding the SSE id (Wikimedia\'s Kafka positions) up to which Kafka confirmed every event; sent as Last-Event-ID on start. Empty: keep none',
+  },
+  { name: 'since', kind: 'string', env: ['ATKAFKA_WIKIMEDIA_SINCE'], help: 'Without a cursor file: start at this time (RFC 3339; EventStreams keeps about 7 days); default: now' },
+  { name: 'cursor-save-interval', kind: 'duration', env: ['ATKAFKA_CURSOR_SAVE_INTERVAL'], default: '1s', help: 'How often the cursor file is rewritten' },
+  {
+    name: 'stall-timeout',
+    kind: 'duration',
+    env: ['ATKAFKA_STALL_TIMEOUT'],
+    default: '60s',
+    help: 'Reconnect when the stream sends nothing (no event, no heartbeat) for this long, not counted while paused by backpressure; 0 disables',
+  },
+  ...reconnectFlags,
+];

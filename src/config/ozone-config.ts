@@ -5,7 +5,7 @@ import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
 import { redactUrl } from '../telemetry/redact.ts';
 import { reconnectBackoff } from './checks.ts';
 import { commonConfig, kafkaConfig, type CommonConfig } from './relay-config.ts';
-import { DEFAULT_PLC_HOST, httpBase, ospreyConfig, topicTemplateConfig, type StagesConfig } from './stages-config.ts';
+import { httpBase, passThroughStages, type StagesConfig } from './stages-config.ts';
 
 export interface OzoneConfig extends CommonConfig {
   kafka: KafkaSinkOptions;
@@ -85,26 +85,7 @@ export function ozoneConfig(v: Values): OzoneConfig {
     ...commonConfig(v),
     ...kafka,
     // The event view goes to Kafka as Ozone returned it: no filters, no identity lookups.
-    stages: {
-      collections: undefined,
-      services: undefined,
-      enrich: false,
-      plcHost: DEFAULT_PLC_HOST,
-      apiHost: undefined,
-      enrichTimeoutMs: 1000,
-      enrichConcurrency: 1,
-      identityCacheEntries: 100,
-      plcRateLimit: 1,
-      allowPrivateIdentityHosts: false,
-      dnsServers: [],
-      handleWellKnownUrl: '',
-      didWebUrl: '',
-      osprey: ospreyConfig(v),
-      topicTemplate: topicTemplateConfig(v),
-      format: 'atkafka',
-    jetstreamCompress: false,
-    kafkaHeaders: get<boolean>(v, 'kafka-headers'),
-    },
+    stages: passThroughStages(v),
     pdsHost,
     identifier,
     password,

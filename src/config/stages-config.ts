@@ -172,3 +172,27 @@ function urlTemplate(v: Values, flag: string, placeholder: string): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--${flag} must be http or https`);
   return value;
 }
+
+/** The stages of a source whose events go to Kafka as they came (Ozone, Wikimedia): no filters, no identity lookups. */
+export function passThroughStages(v: Values): StagesConfig {
+  return {
+    collections: undefined,
+    services: undefined,
+    enrich: false,
+    plcHost: DEFAULT_PLC_HOST,
+    apiHost: undefined,
+    enrichTimeoutMs: 1000,
+    enrichConcurrency: 1,
+    identityCacheEntries: 100,
+    plcRateLimit: 1,
+    allowPrivateIdentityHosts: false,
+    dnsServers: [],
+    handleWellKnownUrl: '',
+    didWebUrl: '',
+    osprey: ospreyConfig(v),
+    topicTemplate: topicTemplateConfig(v),
+    format: 'atkafka',
+    jetstreamCompress: false,
+    kafkaHeaders: get<boolean>(v, 'kafka-headers'),
+  };
+}

@@ -523,3 +523,27 @@ export function jetstreamConnection(open: boolean): void {
 export function jetstreamReconnect(reason: string): void {
   upstreamReconnects.labels('jetstream', reason).inc();
 }
+
+// Wikimedia EventStreams source.
+let wikimediaLastMs: number | undefined;
+new Gauge({
+  name: 'atkafka_wikimedia_lag_seconds',
+  help: 'Now minus the time (meta.dt) of the last Wikimedia event read',
+  registers: [registry],
+  collect() {
+    if (wikimediaLastMs !== undefined) this.set(Math.max(0, (Date.now() - wikimediaLastMs) / 1000));
+  },
+});
+const wikimediaCursorTime = new Gauge({ name: 'atkafka_wikimedia_cursor_event_time_seconds', help: 'Time (meta.dt) of the last event read when the Wikimedia cursor was last saved', registers: [registry] });
+export function wikimediaRead(ms: number): void {
+  wikimediaLastMs = ms;
+}
+export function wikimediaCursorSaved(ms: number | undefined): void {
+  if (ms !== undefined) wikimediaCursorTime.set(ms / 1000);
+}
+export function wikimediaConnection(open: boolean): void {
+  upstreamConnected.labels('wikimedia').set(open ? 1 : 0);
+}
+export function wikimediaReconnect(reason: string): void {
+  upstreamReconnects.labels('wikimedia', reason).inc();
+}

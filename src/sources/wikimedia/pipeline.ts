@@ -1,0 +1,232 @@
+import { readFile } from 'node:fs/promises';
+
+import type { EventSourceMessage } from 'eventsource-parser';
+
+import { CursorFileError, CursorFileInvalid, writeAtomically } from '../../checkpoint/cursor-file.ts';
+import { Watermark, type Ticket } from '../../checkpoint/watermark.ts';
+import { PipelineCore, type StageOptions } from '../../pipeline/core.ts';
+import type { MessageSink } from '../../sink/kafka/types.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import * as metrics from '../../telemetry/metrics.ts';
+import { SseSubscription } from '../common/sse-subscription.ts';
+
+export interface WikimediaPipelineOptions {
+  /** Base URL of EventStreams (https://stream.wikimedia.org); streams go after /v2/stream/. */
+  baseUrl: string;
+  streams: string[];
+  /** Kafka key: the event's wiki, or its page (wiki and title). */
+  key: 'wiki' | 'page';
+  cursorFile: string | undefined;
+  /** Without a cursor file: start at this time (EventStreams' `since`); undefined: now. */
+  since: string | undefined;
+  cursorSaveIntervalMs: number;
+  stallTimeoutMs: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  maxInFlight: number;
+  maxInFlightBytes: number;
+  userAgent: string;
+  sink: MessageSink;
+  stages?: Partial<StageOptions<WTicket>>;
+  logger: Logger;
+  onEventConfirmed?: (latencyMs: number) => void;
+}
+
+interface WTicket extends Ticket {
+  id: string;
+}
+
+/**
+ * The Wikimedia cursor on disk: the SSE id (a JSON array of Wikimedia's own
+ * Kafka positions, one per topic-partition) of the last event that, with
+ * every event before it, Kafka confirmed. Sent back as Last-Event-ID.
+ */
+export interface WikimediaCursor {
+  lastEventId: string;
+  streams: string[];
+  savedAt: string;
+}
+
+export async function loadWikimediaCursor(path: string, streams: string[]): Promise<WikimediaCursor | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EISDIR') throw new CursorFileInvalid(`cursor file ${path} is a directory; point --cursor-file at a file`, { cause: err });
+    throw new CursorFileInvalid(`cannot read cursor file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let v: Partial<WikimediaCursor>;
+  try {
+    v = (JSON.parse(text) ?? {}) as Partial<WikimediaCursor>;
+  } catch (err) {
+    throw new CursorFileInvalid(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
+  }
+  if (typeof v.lastEventId !== 'string' || v.lastEventId === '' || !Array.isArray(v.streams)) {
+    throw new CursorFileInvalid(`cursor file ${path} has no "lastEventId" and "streams" (is it another mode's cursor?); fix or remove it`);
+  }
+  const saved = v.streams.map(String);
+  if (saved.join(',') !== streams.join(',')) {
+    throw new CursorFileInvalid(`cursor file ${path} holds a position in the streams ${saved.join(',')}, not ${streams.join(',')}: remove it or point --cursor-file elsewhere`);
+  }
+  return { lastEventId: v.lastEventId, streams: saved, savedAt: typeof v.savedAt === 'string' ? v.savedAt : '' };
+}
+
+/** The Wikimedia offset in an SSE id (the first topic-partition that has one), for the position header. */
+function offsetOf(id: string): number | undefined {
+  const m = /"offset"\s*:\s*(\d{1,16})/.exec(id);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/**
+ * Wikimedia EventStreams (server-sent events) -> Kafka, one message per event,
+ * the event's JSON as sent. Events complete in arrival order; the cursor is
+ * the id of the last one that Kafka confirmed with all before it, and a
+ * reconnect sends the id of the last one read (those after the cursor are
+ * still in flight, not lost).
+ */
+export class WikimediaPipeline {
+  readonly #o: WikimediaPipelineOptions;
+  readonly #log: Logger;
+  readonly #core: PipelineCore<WTicket>;
+  #subscription!: SseSubscription;
+  #watermark!: Watermark;
+  #n = 0;
+  #lastReadId: string | undefined;
+  #confirmedId: string | undefined;
+  #savedId: string | undefined;
+  #paused = false;
+  #saving: Promise<void> = Promise.resolve();
+  #skippedLogAt = 0;
+  #lastEventMs: number | undefined;
+
+  constructor(opts: WikimediaPipelineOptions) {
+    this.#o = opts;
+    this.#log = opts.logger;
+    this.#core = new PipelineCore<WTicket>({
+      source: 'wikimedia',
+      sink: opts.sink,
+      maxInFlight: opts.maxInFlight,
+      maxInFlightBytes: opts.maxInFlightBytes,
+      stages: opts.stages ?? {},
+      tracker: { seal: (t) => this.#watermark.seal(t), confirm: (t) => this.#watermark.confirm(t) },
+      onProgress: () => this.#progress(),
+      logger: opts.logger,
+      positionHeader: 'offset',
+      onEventConfirmed: opts.onEventConfirmed,
+    });
+  }
+
+  status(): { connected: boolean; lastEventId: string | undefined; inFlight: number; paused: boolean } {
+    return { connected: this.#subscription?.connected ?? false, lastEventId: this.#confirmedId, inFlight: this.#core.inFlight, paused: this.#paused };
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const o = this.#o;
+    const saved = o.cursorFile === undefined ? undefined : await loadWikimediaCursor(o.cursorFile, o.streams);
+    if (saved !== undefined) {
+      this.#lastReadId = saved.lastEventId;
+      this.#confirmedId = saved.lastEventId;
+      this.#savedId = saved.lastEventId;
+      this.#log.info({ cursorFile: o.cursorFile, lastEventId: saved.lastEventId, savedAt: saved.savedAt }, 'resuming from saved cursor');
+    } else {
+      this.#log.info({ cursorFile: o.cursorFile, since: o.since }, o.since === undefined ? 'no saved cursor, starting live' : 'no saved cursor, starting at --since');
+    }
+    this.#watermark = new Watermark(undefined, undefined, (t) => {
+      this.#confirmedId = (t as WTicket).id;
+    });
+    const url = `${o.baseUrl.replace(/\/+$/, '')}/v2/stream/${o.streams.join(',')}`;
+    this.#subscription = new SseSubscription({
+      name: 'Wikimedia EventStreams',
+      url,
+      lastEventId: () => this.#lastReadId,
+      firstQuery: (): Record<string, string> => (o.since === undefined ? {} : { since: o.since }),
+      onEvent: (e) => this.#onEvent(e),
+      onConnection: (open) => metrics.wikimediaConnection(open),
+      onReconnect: (reason) => metrics.wikimediaReconnect(reason),
+      stallTimeoutMs: o.stallTimeoutMs,
+      backoffInitialMs: o.backoffInitialMs,
+      backoffMaxMs: o.backoffMaxMs,
+      maxEventBytes: 4 * 1024 * 1024,
+      userAgent: o.userAgent,
+      logger: this.#log.child({ component: 'wikimedia' }),
+    });
+    const onAbort = () => this.#subscription.stop();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setInterval(() => void this.#save(false), o.cursorSaveIntervalMs);
+    try {
+      await this.#subscription.run();
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      clearInterval(timer);
+    }
+    await this.#core.drain();
+    await this.#save(true);
+    this.#log.info({ lastEventId: this.#confirmedId }, 'wikimedia pipeline stopped');
+  }
+
+  #onEvent(e: EventSourceMessage): void {
+    // Only `message` events carry data (EventStreams sends no others); an event without an id cannot be resumed after.
+    if (e.event !== undefined && e.event !== 'message') return;
+    const id = e.id;
+    const ticket = this.#watermark.track(++this.#n, performance.now()) as WTicket;
+    ticket.id = id ?? this.#lastReadId ?? '';
+    if (id !== undefined) this.#lastReadId = id;
+    let event: { wiki?: unknown; title?: unknown; type?: unknown; meta?: { dt?: unknown; stream?: unknown }; timestamp?: unknown };
+    try {
+      event = JSON.parse(e.data) as typeof event;
+      if (typeof event !== 'object' || event === null || Array.isArray(event)) throw new Error('not a JSON object');
+    } catch (err) {
+      metrics.inputSkipped('wikimedia', 'invalid-event');
+      const now = Date.now();
+      if (now - this.#skippedLogAt > 10_000) {
+        this.#log.warn({ id, err: (err as Error).message, bytes: e.data.length }, 'skipping a Wikimedia event that is not a JSON object');
+        this.#skippedLogAt = now;
+      }
+      this.#core.seal(ticket);
+      return;
+    }
+    const wiki = typeof event.wiki === 'string' ? event.wiki : '';
+    const key = this.#o.key === 'page' && typeof event.title === 'string' ? `${wiki}/${event.title}` : wiki || '<unknown>';
+    const stream = typeof event.meta?.stream === 'string' ? event.meta.stream : 'wikimedia';
+    const type = typeof event.type === 'string' ? event.type : stream;
+    const dt = typeof event.meta?.dt === 'string' ? event.meta.dt : typeof event.timestamp === 'number' ? new Date(event.timestamp * 1000).toISOString() : new Date().toISOString();
+    const ms = Date.parse(dt);
+    if (Number.isFinite(ms)) {
+      this.#lastEventMs = ms;
+      metrics.wikimediaRead(ms);
+    }
+    this.#core.send(ticket, key, id === undefined ? undefined : offsetOf(id), dt, { value: e.data, action: type, collection: '', kind: stream });
+    this.#core.seal(ticket);
+    if (!this.#core.room() && !this.#paused) {
+      this.#paused = true;
+      metrics.backpressure(true);
+      this.#subscription.pause();
+    }
+  }
+
+  #progress(): void {
+    if (this.#paused && this.#core.room()) {
+      this.#paused = false;
+      metrics.backpressure(false);
+      this.#subscription.resume();
+    }
+  }
+
+  #save(final: boolean): Promise<void> {
+    this.#saving = this.#saving.then(async () => {
+      const id = this.#confirmedId;
+      if (id === undefined || this.#o.cursorFile === undefined || (id === this.#savedId && !final)) return;
+      try {
+        await writeAtomically(this.#o.cursorFile, `${JSON.stringify({ lastEventId: id, streams: this.#o.streams, savedAt: new Date().toISOString() })}\n`);
+        this.#savedId = id;
+        metrics.wikimediaCursorSaved(this.#lastEventMs);
+      } catch (err) {
+        this.#log.error({ err: (err as Error).message, cursorFile: this.#o.cursorFile }, 'cannot save the cursor file');
+        if (final) throw new CursorFileError(`cannot save cursor file ${this.#o.cursorFile}: ${(err as Error).message}`);
+      }
+    });
+    return this.#saving;
+  }
+}
