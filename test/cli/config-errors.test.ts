@@ -200,7 +200,21 @@ const cases: Case[] = [
   jetstream('--format csv', ['--format', 'csv'], /^atkafka: --format: "csv" is not atkafka or jetstream$/),
   jetstream('a relay cursor file', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json is a relay cursor \(seq\), not a Jetstream one/, {}, (dir) => writeFile(join(dir, 'c.json'), '{"seq":5,"relayHost":"wss://bsky.network"}')),
   jetstream('cursor file garbage', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json is not JSON; fix or remove it$/, {}, (dir) => writeFile(join(dir, 'c.json'), 'garbage')),
+  // wikimedia (issue 12).
+  wikimedia('--url not http', ['--url', 'wss://stream.example'], /^atkafka: --url must be http or https, got "wss"$/),
+  wikimedia('--stream empty', ['--stream', ''], /^atkafka: --stream is empty$/),
+  wikimedia('--stream not a name', ['--stream', '../etc'], /^atkafka: --stream: "\.\.\/etc" is not a stream name/),
+  wikimedia('--key other', ['--key', 'user'], /^atkafka: --key: "user" is not wiki or page$/),
+  wikimedia('--since not a time', ['--since', 'yesterday'], /^atkafka: --since: "yesterday" is not an RFC 3339 time/),
+  wikimedia('cursor file of other streams', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json holds a position in the streams page-create, not recentchange/, {}, (dir) =>
+    writeFile(join(dir, 'c.json'), '{"lastEventId":"[]","streams":["page-create"]}'),
+  ),
+  wikimedia('a Jetstream cursor file', ['--cursor-file', 'c.json'], /^atkafka: cursor file c\.json has no "lastEventId" and "streams"/, {}, (dir) => writeFile(join(dir, 'c.json'), '{"cursor":1,"host":"wss://x"}')),
 ];
+
+function wikimedia(name: string, args: string[], message: RegExp, env: Record<string, string> = {}, setup?: (dir: string) => Promise<void>): Case {
+  return { name: `wikimedia: ${name}`, command: ['wikimedia'], args, env, setup, message };
+}
 
 function jetstream(name: string, args: string[], message: RegExp, env: Record<string, string> = {}, setup?: (dir: string) => Promise<void>): Case {
   return { name: `firehose jetstream: ${name}`, command: ['firehose', 'jetstream'], args, env, setup, message };

@@ -73,12 +73,6 @@ export async function loadWikimediaCursor(path: string, streams: string[]): Prom
   return { lastEventId: v.lastEventId, streams: saved, savedAt: typeof v.savedAt === 'string' ? v.savedAt : '' };
 }
 
-/** The Wikimedia offset in an SSE id (the first topic-partition that has one), for the position header. */
-function offsetOf(id: string): number | undefined {
-  const m = /"offset"\s*:\s*(\d{1,16})/.exec(id);
-  return m === null ? undefined : Number(m[1]);
-}
-
 /**
  * Wikimedia EventStreams (server-sent events) -> Kafka, one message per event,
  * the event's JSON as sent. Events complete in arrival order; the cursor is
@@ -173,7 +167,7 @@ export class WikimediaPipeline {
     const ticket = this.#watermark.track(++this.#n, performance.now()) as WTicket;
     ticket.id = id ?? this.#lastReadId ?? '';
     if (id !== undefined) this.#lastReadId = id;
-    let event: { wiki?: unknown; title?: unknown; type?: unknown; meta?: { dt?: unknown; stream?: unknown }; timestamp?: unknown };
+    let event: { wiki?: unknown; title?: unknown; type?: unknown; meta?: { dt?: unknown; stream?: unknown; offset?: unknown }; timestamp?: unknown };
     try {
       event = JSON.parse(e.data) as typeof event;
       if (typeof event !== 'object' || event === null || Array.isArray(event)) throw new Error('not a JSON object');
@@ -197,7 +191,9 @@ export class WikimediaPipeline {
       this.#lastEventMs = ms;
       metrics.wikimediaRead(ms);
     }
-    this.#core.send(ticket, key, id === undefined ? undefined : offsetOf(id), dt, { value: e.data, action: type, collection: '', kind: stream });
+    // The event's offset in Wikimedia's own Kafka topic (the SSE id may hold timestamps instead).
+    const offset = typeof event.meta?.offset === 'number' && Number.isSafeInteger(event.meta.offset) ? event.meta.offset : undefined;
+    this.#core.send(ticket, key, offset, dt, { value: e.data, action: type, collection: '', kind: stream });
     this.#core.seal(ticket);
     if (!this.#core.room() && !this.#paused) {
       this.#paused = true;
