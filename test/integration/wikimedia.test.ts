@@ -141,6 +141,31 @@ describe('atkafka wikimedia', () => {
     assert.equal(new Set(all).size, all.length);
   });
 
+  it('a restart inside events that share a second loses none: the resume is by offset, not by EventStreams\' timestamp id', async () => {
+    // The fixture's real meta.dt are whole seconds, many events to one: a Last-Event-ID of timestamps
+    // would resume at the first event of the second after the last one read and skip the rest of its second.
+    const half = fixture.length / 2;
+    const s = await server(fixture.slice(0, half));
+    const t = topic();
+    const cursorFile = join(dir, `${t}.json`);
+    const b = await bridge(t, s, ['--since', '2025-05-03T00:00:00Z', '--cursor-file', cursorFile]);
+    await waitForIds(t, storedIds(s), b);
+    await sleep(300);
+    await stop(b);
+    const lastDt = (fixture[half - 1]!.meta as { dt: string }).dt;
+    assert.ok(fixture.slice(half).some((e) => (e.meta as { dt: string }).dt === lastDt), 'the second half starts inside the last second of the first');
+    s.push(...fixture.slice(half));
+    const b2 = await bridge(t, s, ['--cursor-file', cursorFile]);
+    await waitForIds(t, storedIds(s), b2);
+    await sleep(500);
+    await stop(b2);
+    const sentId = JSON.parse(String(s.requests.at(-1)!.headers['last-event-id'])) as { topic: string; partition: number; offset?: number }[];
+    assert.deepEqual(sentId.find((e) => e.topic === 'eqiad.mediawiki.recentchange'), { topic: 'eqiad.mediawiki.recentchange', partition: 0, offset: (fixture[half - 1]!.meta as { offset: number }).offset + 1 });
+    const all = (await readTopic(broker.bootstrap, t)).map(idOf);
+    assert.equal(all.length, fixture.length, 'every event once');
+    assert.equal(new Set(all).size, fixture.length);
+  });
+
   it('--key page: one page\'s events under one key', async () => {
     const s = await server();
     const t = topic();

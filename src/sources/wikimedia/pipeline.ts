@@ -74,6 +74,59 @@ export async function loadWikimediaCursor(path: string, streams: string[]): Prom
 }
 
 /**
+ * Where to resume, per topic-partition of Wikimedia's own Kafka, as a Last-Event-ID. EventStreams'
+ * own ids hold the next Kafka *timestamp* per partition, and a resume by timestamp starts at the first
+ * offset at or after it: events share a timestamp (whole seconds of meta.dt) and are not in timestamp
+ * order, so that resume skips or repeats some (docs/wikimedia-protocol.md). Every event says its own
+ * topic, partition and offset (meta): resuming at offset + 1 is exact. Partitions no event came from
+ * yet keep what the server's id says for them.
+ */
+export class Assignments {
+  readonly #entries = new Map<string, Record<string, unknown>>();
+  readonly #exact = new Set<string>();
+
+  /** The server's id: its entries for partitions not yet known exactly. */
+  mergeServerId(id: string): void {
+    let a: unknown;
+    try {
+      a = JSON.parse(id);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(a)) return;
+    for (const e of a) {
+      if (typeof e !== 'object' || e === null || typeof (e as { topic?: unknown }).topic !== 'string') continue;
+      const key = `${(e as { topic: string }).topic}\0${String((e as { partition?: unknown }).partition ?? 0)}`;
+      if (!this.#exact.has(key)) this.#entries.set(key, e as Record<string, unknown>);
+    }
+  }
+
+  /** Our own saved id: its offsets are exact. */
+  seed(id: string): void {
+    this.mergeServerId(id);
+    for (const e of this.#entries.values()) {
+      const { topic, partition, offset } = e as { topic: string; partition?: unknown; offset?: unknown };
+      if (typeof partition === 'number' && typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0) this.#exact.add(`${topic}\0${partition}`);
+    }
+  }
+
+  /** An event at this offset was read: resume after it. */
+  advance(topic: string, partition: number, offset: number): void {
+    const key = `${topic}\0${partition}`;
+    this.#exact.add(key);
+    this.#entries.set(key, { topic, partition, offset: offset + 1 });
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  toId(): string {
+    return JSON.stringify([...this.#entries.values()]);
+  }
+}
+
+/**
  * Wikimedia EventStreams (server-sent events) -> Kafka, one message per event,
  * the event's JSON as sent. Events complete in arrival order; the cursor is
  * the id of the last one that Kafka confirmed with all before it, and a
@@ -88,6 +141,7 @@ export class WikimediaPipeline {
   #watermark!: Watermark;
   #n = 0;
   #lastReadId: string | undefined;
+  readonly #read = new Assignments();
   #confirmedId: string | undefined;
   #savedId: string | undefined;
   #paused = false;
@@ -121,6 +175,7 @@ export class WikimediaPipeline {
     const saved = o.cursorFile === undefined ? undefined : await loadWikimediaCursor(o.cursorFile, o.streams);
     if (saved !== undefined) {
       this.#lastReadId = saved.lastEventId;
+      this.#read.seed(saved.lastEventId);
       this.#confirmedId = saved.lastEventId;
       this.#savedId = saved.lastEventId;
       this.#log.info({ cursorFile: o.cursorFile, lastEventId: saved.lastEventId, savedAt: saved.savedAt }, 'resuming from saved cursor');
@@ -165,13 +220,14 @@ export class WikimediaPipeline {
     if (e.event !== undefined && e.event !== 'message') return;
     const id = e.id;
     const ticket = this.#watermark.track(++this.#n, performance.now()) as WTicket;
-    ticket.id = id ?? this.#lastReadId ?? '';
-    if (id !== undefined) this.#lastReadId = id;
-    let event: { wiki?: unknown; title?: unknown; type?: unknown; meta?: { dt?: unknown; stream?: unknown; offset?: unknown }; timestamp?: unknown };
+    if (id !== undefined) this.#read.mergeServerId(id);
+    let event: { wiki?: unknown; title?: unknown; type?: unknown; meta?: { dt?: unknown; stream?: unknown; topic?: unknown; partition?: unknown; offset?: unknown }; timestamp?: unknown };
     try {
       event = JSON.parse(e.data) as typeof event;
       if (typeof event !== 'object' || event === null || Array.isArray(event)) throw new Error('not a JSON object');
     } catch (err) {
+      if (this.#read.size > 0) this.#lastReadId = this.#read.toId();
+      ticket.id = this.#lastReadId ?? '';
       metrics.inputSkipped('wikimedia', 'invalid-event');
       const now = Date.now();
       if (now - this.#skippedLogAt > 10_000) {
@@ -181,6 +237,12 @@ export class WikimediaPipeline {
       this.#core.seal(ticket);
       return;
     }
+    const meta = event.meta;
+    if (typeof meta?.topic === 'string' && typeof meta.partition === 'number' && typeof meta.offset === 'number' && Number.isSafeInteger(meta.offset) && meta.offset >= 0) {
+      this.#read.advance(meta.topic, meta.partition, meta.offset);
+    }
+    if (this.#read.size > 0) this.#lastReadId = this.#read.toId();
+    ticket.id = this.#lastReadId ?? '';
     const wiki = typeof event.wiki === 'string' ? event.wiki : '';
     const key = this.#o.key === 'page' && typeof event.title === 'string' ? `${wiki}/${event.title}` : wiki || '<unknown>';
     const stream = typeof event.meta?.stream === 'string' ? event.meta.stream : 'wikimedia';
