@@ -26,13 +26,13 @@ const upstreamPosition = new Gauge({
 });
 const upstreamReconnects = new Counter({
   name: 'atkafka_upstream_reconnects',
-  help: 'By source and reason: reconnects to the upstream (relay, tap, jetstream)',
+  help: 'By source and reason: reconnects to the upstream (relay, tap, jetstream, wikimedia)',
   labelNames: ['source', 'reason'] as const,
   registers: [registry],
 });
 new Gauge({
   name: 'atkafka_upstream_lag_seconds',
-  help: 'By source: how far behind its upstream atkafka is, in seconds (relay: now minus the time of the last event read; jetstream: now minus the time_us of the last event read; ozone: now minus the time up to which every event is in Kafka; tap: none, its events carry no time)',
+  help: 'By source: how far behind its upstream atkafka is, in seconds (relay: now minus the time of the last event read; jetstream: now minus the time_us of the last event read; wikimedia: now minus the meta.dt of the last event read; ozone: now minus the time up to which every event is in Kafka; tap: none, its events carry no time)',
   labelNames: ['source'] as const,
   registers: [registry],
   collect() {
@@ -42,6 +42,7 @@ new Gauge({
     }
     if (ozonePositionMs !== undefined) this.labels('ozone').set(Math.max(0, (Date.now() - ozonePositionMs) / 1000));
     if (jetstreamLastUs !== undefined) this.labels('jetstream').set(Math.max(0, Date.now() / 1000 - jetstreamLastUs / 1e6));
+    if (wikimediaLastMs !== undefined) this.labels('wikimedia').set(Math.max(0, (Date.now() - wikimediaLastMs) / 1000));
   },
 });
 const deliveryLatency = new Histogram({
@@ -532,6 +533,15 @@ new Gauge({
   registers: [registry],
   collect() {
     if (wikimediaLastMs !== undefined) this.set(Math.max(0, (Date.now() - wikimediaLastMs) / 1000));
+  },
+});
+// atkafka_wikimedia_lag_seconds reads 0 both before the first event and when caught up; a time of 0 here can only mean none yet.
+new Gauge({
+  name: 'atkafka_wikimedia_last_event_time_seconds',
+  help: 'Time (meta.dt) of the last Wikimedia event read (unix seconds)',
+  registers: [registry],
+  collect() {
+    if (wikimediaLastMs !== undefined) this.set(wikimediaLastMs / 1000);
   },
 });
 const wikimediaCursorTime = new Gauge({ name: 'atkafka_wikimedia_cursor_event_time_seconds', help: 'Time (meta.dt) of the last event read when the Wikimedia cursor was last saved', registers: [registry] });

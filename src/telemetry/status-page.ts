@@ -101,6 +101,13 @@ export interface StatusSnapshot {
     failovers: number;
     duplicatesDropped: number;
   } | null;
+  wikimedia: {
+    streams: string[];
+    lagSeconds: number | null;
+    lastEventTime: string | null;
+    cursorEventTime: string | null;
+    reconnects: number;
+  } | null;
 }
 
 /** One snapshot of the process for `/status.json`: the probes (via readinessOf) and `registry.getMetricsAsJSON()`. */
@@ -129,7 +136,7 @@ export async function statusSnapshot(probes: Probes, started: number): Promise<S
   const info = probes.info ?? {};
   const source = typeof info.source === 'string' ? info.source : null;
   const jetstreamNow = source !== 'jetstream' ? undefined : (jetstreamHost ?? (Array.isArray(info.jetstreamHosts) ? info.jetstreamHosts[0] : undefined));
-  const upstreamUrl = [info.relayHost, info.tapHost, info.pdsHost, jetstreamNow].find((u): u is string => typeof u === 'string') ?? null;
+  const upstreamUrl = [info.relayHost, info.tapHost, info.pdsHost, jetstreamNow, info.wikimediaUrl].find((u): u is string => typeof u === 'string') ?? null;
 
   const latency = (name: string): Latency => {
     const buckets: Bucket[] = samples(name)
@@ -230,6 +237,16 @@ export async function statusSnapshot(probes: Probes, started: number): Promise<S
             failovers: sum('atkafka_jetstream_failovers'),
             duplicatesDropped: sum('atkafka_jetstream_duplicates_dropped'),
           },
+    wikimedia:
+      source !== 'wikimedia'
+        ? null
+        : {
+            streams: Array.isArray(info.streams) ? info.streams.map(String) : [],
+            lagSeconds: one('atkafka_upstream_lag_seconds', { source: 'wikimedia' }),
+            lastEventTime: isoOrNull(one('atkafka_wikimedia_last_event_time_seconds')),
+            cursorEventTime: isoOrNull(one('atkafka_wikimedia_cursor_event_time_seconds')),
+            reconnects: sum('atkafka_upstream_reconnects', { source: 'wikimedia' }),
+          },
   };
 }
 
@@ -314,6 +331,14 @@ function secs(s) {
 }
 /** A Jetstream time_us (unix microseconds) as an ISO time. */
 function usTime(us) { return us ? new Date(us / 1000).toISOString() : '–'; }
+/** A Wikimedia SSE id (a JSON list of topic, partition, and offset or timestamp in ms) as rows, or null if it is not one. */
+function sseId(id) {
+  try {
+    var a = JSON.parse(id);
+    if (!Array.isArray(a)) return null;
+    return a.map(function (p) { return { at: p.topic + '/' + p.partition, to: typeof p.offset === 'number' ? 'offset ' + num(p.offset) : typeof p.timestamp === 'number' ? new Date(p.timestamp).toISOString() : '?' }; });
+  } catch (e) { return null; }
+}
 function pill(id, v) { var e = $(id); e.textContent = v ? 'yes' : 'no'; e.className = 'pill ' + (v ? 'yes' : 'no'); }
 
 // Rates from successive snapshots: (value now - value SMOOTH polls ago) / seconds between them.
@@ -420,9 +445,10 @@ function render() {
   pill('connected', s.upstreamConnected); pill('ready', s.ready); pill('kafka', s.kafkaReachable);
 
   // A 16-digit time_us would crowd the card in the big font, and as a time it reads against "read up to".
-  put('position', s.jetstream ? usTime(g.upstreamPosition) : num(g.upstreamPosition));
-  $('position').className = 'n' + (s.jetstream ? '' : ' big');
-  put('read', s.relay ? num(s.relay.lastSeq) : s.jetstream ? usTime(s.status.lastTimeUs) : '–');
+  // Wikimedia's position is no number but an SSE id, one position per topic-partition of Wikimedia's Kafka: shown in its section.
+  put('position', s.jetstream ? usTime(g.upstreamPosition) : s.wikimedia ? 'SSE id, see Wikimedia' : num(g.upstreamPosition));
+  $('position').className = 'n' + (s.jetstream ? '' : s.wikimedia ? ' dim' : ' big');
+  put('read', s.relay ? num(s.relay.lastSeq) : s.jetstream ? usTime(s.status.lastTimeUs) : s.wikimedia ? s.wikimedia.lastEventTime || '–' : '–');
   put('lag', secs(g.upstreamLagSeconds));
   put('inflight', num(g.inFlightMessages)); put('inflight-bytes', bytes(g.inFlightBytes));
   put('backlog', num(g.decodeBacklogFrames)); put('waiting', num(g.enrichmentWaiting));
@@ -477,6 +503,23 @@ function render() {
       row('jetstream-hosts', h, [{ cls: 'name', text: h }, { cls: 'n', text: h !== j.host ? '' : s.upstreamConnected ? 'reading' : 'trying' }]);
     });
     endTable('jetstream-hosts');
+  }
+  $('wikimedia').hidden = !s.wikimedia;
+  if (s.wikimedia) {
+    var w = s.wikimedia;
+    put('wikimedia-streams', w.streams.join(', ') || '–');
+    put('wikimedia-lag', secs(w.lagSeconds));
+    put('wikimedia-last', w.lastEventTime || '–');
+    // As for Jetstream: without a cursor file a restart starts live and loses what came meanwhile.
+    put('wikimedia-saved', w.cursorEventTime || (info.cursorFile ? 'not yet' : 'none (no --cursor-file)'));
+    $('wikimedia-saved').className = 'n' + (!w.cursorEventTime && !info.cursorFile ? ' warn' : '');
+    put('wikimedia-reconnects', num(w.reconnects));
+    // The SSE id is the cursor, but as JSON it is too long to read at a glance: one row per topic-partition of Wikimedia's Kafka.
+    var id = s.status.lastEventId, parts = typeof id === 'string' ? sseId(id) : null;
+    if (parts) parts.forEach(function (p) { row('wikimedia-cursor', p.at, [{ cls: 'name', text: p.at }, { cls: 'n', text: p.to }]); });
+    else if (typeof id === 'string' && id) row('wikimedia-cursor', '', [{ cls: 'name', text: id }, { cls: 'n', text: '' }]);
+    else row('wikimedia-cursor', '', [{ cls: 'dim', text: 'none yet' }, { cls: 'n', text: '' }]);
+    endTable('wikimedia-cursor');
   }
   put('updated', new Date(s.time).toLocaleTimeString());
 }
@@ -587,6 +630,19 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     </table>
     <h2>Hosts, in failover order</h2>
     <table id="jetstream-hosts"></table>
+  </section>
+  <section id="wikimedia" hidden>
+    <h2>Wikimedia</h2>
+    <div class="dim">streams</div>
+    <div class="host" id="wikimedia-streams">–</div>
+    <table>
+      <tr><td class="k">lag</td><td class="n big" id="wikimedia-lag">–</td></tr>
+      <tr><td class="k">last event</td><td class="n" id="wikimedia-last">–</td></tr>
+      <tr><td class="k">in the cursor file (event time)</td><td class="n" id="wikimedia-saved">–</td></tr>
+      <tr><td class="k">reconnects</td><td class="n" id="wikimedia-reconnects">–</td></tr>
+    </table>
+    <h2>Cursor (in Kafka), by Wikimedia topic</h2>
+    <table id="wikimedia-cursor"></table>
   </section>
   <section class="wide">
     <h2>Events/s by kind</h2>

@@ -2,6 +2,7 @@
 // streams through a replay relay and the real CLI into a real broker while the page is open, and its
 // numbers, charts and /status.json must move; the page must load nothing but itself and its JSON.
 // `firehose jetstream` too, through the Jetstream stand-in after failing over from a dead host.
+// The Tap, Ozone, Jetstream and Wikimedia sections are checked with numbers set by hand.
 // UPDATE_SCREENSHOT=1 copies the screenshot taken while streaming to docs/status-page.png.
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
@@ -60,6 +61,7 @@ interface Snapshot {
     failovers: number;
     duplicatesDropped: number;
   } | null;
+  wikimedia: { streams: string[]; lagSeconds: number | null; lastEventTime: string | null; cursorEventTime: string | null; reconnects: number } | null;
 }
 
 /** A page that records every request it makes and every console error. */
@@ -136,7 +138,7 @@ describe('status page', () => {
       assert.equal(a.schemaVersion, 1);
       assert.ok(Date.parse(b.time) > Date.parse(a.time));
       assert.equal(typeof a.uptimeSeconds, 'number');
-      assert.deepEqual(Object.keys(a), ['schemaVersion', 'time', 'uptimeSeconds', 'info', 'source', 'upstreamUrl', 'ready', 'upstreamConnected', 'kafkaReachable', 'status', 'counters', 'gauges', 'latency', 'process', 'relay', 'tap', 'ozone', 'jetstream']);
+      assert.deepEqual(Object.keys(a), ['schemaVersion', 'time', 'uptimeSeconds', 'info', 'source', 'upstreamUrl', 'ready', 'upstreamConnected', 'kafkaReachable', 'status', 'counters', 'gauges', 'latency', 'process', 'relay', 'tap', 'ozone', 'jetstream', 'wikimedia']);
       assert.equal(a.info.command, 'firehose relay');
       assert.equal(a.info.topic, 'status-page');
       assert.equal(a.source, 'relay');
@@ -148,6 +150,7 @@ describe('status page', () => {
       assert.equal(a.tap, null);
       assert.equal(a.ozone, null);
       assert.equal(a.jetstream, null);
+      assert.equal(a.wikimedia, null);
       assert.deepEqual(Object.keys(a.counters), ['handled', 'produced', 'deliveryRetries', 'invalidInput', 'reconnects', 'filtered', 'enrichment', 'backpressurePausedSeconds']);
       assert.deepEqual(Object.keys(a.gauges), ['upstreamPosition', 'upstreamLagSeconds', 'inFlightMessages', 'inFlightBytes', 'decodeBacklogFrames', 'enrichmentWaiting', 'backpressurePaused']);
       assert.ok(a.counters.handled.some((h) => h.action === 'operation#create' && h.collection.startsWith('app.bsky.')));
@@ -219,6 +222,7 @@ describe('status page', () => {
       assert.equal(await page.locator('#tap').isHidden(), true);
       assert.equal(await page.locator('#ozone').isHidden(), true);
       assert.equal(await page.locator('#jetstream').isHidden(), true);
+      assert.equal(await page.locator('#wikimedia').isHidden(), true);
 
       // For the committed screenshot, let the charts fill up with a minute of history first.
       if (process.env.UPDATE_SCREENSHOT === '1') await new Promise((r) => setTimeout(r, 60_000));
@@ -280,6 +284,7 @@ describe('status page', () => {
         assert.equal(a.relay, null);
         assert.equal(a.tap, null);
         assert.equal(a.ozone, null);
+        assert.equal(a.wikimedia, null);
         const j = a.jetstream!;
         assert.deepEqual(Object.keys(j), ['host', 'cursor', 'cursorTime', 'savedCursor', 'lagSeconds', 'failovers', 'duplicatesDropped']);
         assert.equal(j.host, jetstream.url);
@@ -297,6 +302,7 @@ describe('status page', () => {
         assert.equal(await page.locator('#jetstream').isVisible(), true);
         assert.equal(await page.locator('#tap').isHidden(), true);
         assert.equal(await page.locator('#ozone').isHidden(), true);
+        assert.equal(await page.locator('#wikimedia').isHidden(), true);
         assert.equal(await text('#command'), 'firehose jetstream');
         assert.equal(await text('#upstream'), jetstream.url);
         assert.match(await text('#read'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
@@ -318,14 +324,14 @@ describe('status page', () => {
     });
   });
 
-  describe('Tap, Ozone and Jetstream sections', () => {
+  describe('Tap, Ozone, Jetstream and Wikimedia sections', () => {
     let servers: Server[] = [];
     after(() => {
       for (const s of servers) s.close();
       servers = [];
     });
-    const serve = async (info: Record<string, unknown>) => {
-      const s = await startMetricsServer('127.0.0.1:0', { status: () => ({ connected: true }), kafkaReachable: () => true, info });
+    const serve = async (info: Record<string, unknown>, status: Record<string, unknown> = {}) => {
+      const s = await startMetricsServer('127.0.0.1:0', { status: () => ({ connected: true, ...status }), kafkaReachable: () => true, info });
       servers.push(s);
       return `http://127.0.0.1:${(s.address() as { port: number }).port}`;
     };
@@ -343,6 +349,7 @@ describe('status page', () => {
       assert.equal(await page.locator('#tap').isVisible(), true);
       assert.equal(await page.locator('#ozone').isHidden(), true);
       assert.equal(await page.locator('#jetstream').isHidden(), true);
+      assert.equal(await page.locator('#wikimedia').isHidden(), true);
       assert.deepEqual([await page.locator('#backfill').getAttribute('value'), await page.locator('#backfill').getAttribute('max')], ['100', '400']);
       assert.match((await page.locator('#backfill-text').textContent())!, /100 of 400 repos backfilled \(25\.0%\), 20 in progress, 1 failed/);
       assert.equal(await page.locator('#outbox').textContent(), '7');
@@ -366,6 +373,7 @@ describe('status page', () => {
       assert.equal(await page.locator('#ozone').isVisible(), true);
       assert.equal(await page.locator('#tap').isHidden(), true);
       assert.equal(await page.locator('#jetstream').isHidden(), true);
+      assert.equal(await page.locator('#wikimedia').isHidden(), true);
       assert.match((await page.locator('#ozone-lag').textContent())!, /^4\d\.\d s$/);
       assert.match((await page.locator('#poll-errors').textContent())!, /rate-limited\s*2/);
       assert.deepEqual(errors, []);
@@ -393,6 +401,7 @@ describe('status page', () => {
       assert.equal(await page.locator('#jetstream').isVisible(), true);
       assert.equal(await page.locator('#tap').isHidden(), true);
       assert.equal(await page.locator('#ozone').isHidden(), true);
+      assert.equal(await page.locator('#wikimedia').isHidden(), true);
       assert.equal(await text('#upstream'), hosts[1]);
       assert.equal(await text('#jetstream-host'), hosts[1]);
       assert.match(await text('#jetstream-lag'), /^4\d\.\d s$/);
@@ -406,6 +415,59 @@ describe('status page', () => {
       assert.deepEqual(errors, []);
       assertOnlyOwnRequests(requests, base);
       await page.close();
+    });
+
+    it('Wikimedia: the EventStreams URL, the streams, the lag, event times, reconnects and the SSE id by topic; no cursor file is a warning', async () => {
+      metrics.wikimediaConnection(true);
+      for (const reason of ['closed', 'closed', 'stalled']) metrics.wikimediaReconnect(reason);
+      const read = Date.now() - 42_000;
+      metrics.wikimediaRead(read);
+      const id = '[{"topic":"eqiad.mediawiki.recentchange","partition":0,"offset":5123456},{"topic":"codfw.mediawiki.recentchange","partition":0,"timestamp":1746230400000}]';
+      const info = { command: 'wikimedia', source: 'wikimedia', wikimediaUrl: 'https://stream.wikimedia.org', streams: ['recentchange', 'page-create'], key: 'wiki', topic: 't', version: '0.1.0' };
+      const base = await serve(info, { lastEventId: id, inFlight: 0, paused: false });
+      const s = (await (await fetch(`${base}/status.json`)).json()) as Snapshot;
+      assert.equal(s.upstreamUrl, 'https://stream.wikimedia.org');
+      assert.equal(s.jetstream, null);
+      const { lagSeconds, ...rest } = s.wikimedia!;
+      // No cursor saved in this process yet: the time of the cursor file is unknown, not 1970.
+      assert.deepEqual(rest, { streams: ['recentchange', 'page-create'], lastEventTime: new Date(read).toISOString(), cursorEventTime: null, reconnects: 3 });
+      assert.ok(lagSeconds! >= 42 && lagSeconds! < 50, `lag ${lagSeconds}`);
+      assert.equal(s.gauges.upstreamLagSeconds, lagSeconds, 'the shared lag covers Wikimedia too');
+
+      const { page, requests, errors } = await open(browser, `${base}/status`);
+      const text = async (selector: string) => (await page.locator(selector).textContent()) ?? '';
+      await waitFor('the Wikimedia lag', async () => /s$/.test(await text('#wikimedia-lag')), 10_000, 100);
+      assert.equal(await page.locator('#wikimedia').isVisible(), true);
+      for (const other of ['#tap', '#ozone', '#jetstream']) assert.equal(await page.locator(other).isHidden(), true, other);
+      assert.equal(await text('#upstream'), 'https://stream.wikimedia.org');
+      assert.equal(await text('#wikimedia-streams'), 'recentchange, page-create');
+      assert.match(await text('#wikimedia-lag'), /^4\d\.\d s$/);
+      assert.match(await text('#lag'), /^4\d\.\d s$/);
+      assert.equal(await text('#wikimedia-last'), new Date(read).toISOString());
+      assert.equal(await text('#read'), new Date(read).toISOString());
+      assert.equal(await text('#position'), 'SSE id, see Wikimedia');
+      assert.equal(await text('#wikimedia-saved'), 'none (no --cursor-file)');
+      assert.equal(await page.locator('#wikimedia-saved').getAttribute('class'), 'n warn');
+      assert.equal(await text('#wikimedia-reconnects'), '3');
+      const cursor = await page.locator('#wikimedia-cursor tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+      assert.deepEqual(cursor, [
+        ['eqiad.mediawiki.recentchange/0', 'offset 5,123,456'],
+        ['codfw.mediawiki.recentchange/0', '2025-05-03T00:00:00.000Z'],
+      ]);
+      await page.close();
+
+      // With a cursor file: its event time once saved, and no warning.
+      metrics.wikimediaCursorSaved(Date.parse('2025-05-03T12:34:56Z'));
+      const saved = await serve({ ...info, cursorFile: 'wikimedia-cursor.json' }, { lastEventId: id });
+      const t = (await (await fetch(`${saved}/status.json`)).json()) as Snapshot;
+      assert.equal(t.wikimedia!.cursorEventTime, '2025-05-03T12:34:56.000Z');
+      const second = await open(browser, `${saved}/status`);
+      await waitFor('the cursor file time', async () => (await second.page.locator('#wikimedia-saved').textContent()) === '2025-05-03T12:34:56.000Z', 10_000, 100);
+      assert.equal(await second.page.locator('#wikimedia-saved').getAttribute('class'), 'n');
+      assert.deepEqual([...errors, ...second.errors], []);
+      assertOnlyOwnRequests(requests, base);
+      assertOnlyOwnRequests(second.requests, saved);
+      await second.page.close();
     });
   });
 });
