@@ -7,8 +7,8 @@
 #   docker run ... atkafka ozone-events                          # another command
 #
 # The compose files (docker-compose.yml, docker-compose.tap.yml,
-# docker-compose.ozone.yml, docker-compose.jetstream.yml) build and run it;
-# docs/docker.md explains them.
+# docker-compose.ozone.yml, docker-compose.jetstream.yml,
+# docker-compose.learn.yml) build and run it; docs/docker.md explains them.
 # test/deploy/dockerfile.test.ts runs this file's install steps outside Docker
 # and checks the result, so keep each step one RUN line it can find.
 

@@ -3,14 +3,14 @@
 # (compose-spec/compose-go, what `docker compose` is built on), without a Docker
 # engine: builds tools/compose-check once with the machine's Go and runs it.
 #
-#   bash scripts/compose-check.sh                          # the four compose files, strict
+#   bash scripts/compose-check.sh                          # the five compose files, strict
 #   bash scripts/compose-check.sh --os-env --dotenv docker-compose.ozone.yml   # yours, with your .env
 #   bash scripts/compose-check.sh --build-only              # just print the binary's path
 #
 # With no file given it checks docker-compose.yml, docker-compose.tap.yml,
-# docker-compose.ozone.yml and docker-compose.jetstream.yml with
-# tools/compose-check/ci.env (placeholder values for the variables the Ozone
-# file requires) and prints the loader's JSON summary.
+# docker-compose.ozone.yml, docker-compose.jetstream.yml and
+# docker-compose.learn.yml with tools/compose-check/ci.env (placeholder values
+# for the variables the Ozone file requires) and prints the loader's JSON summary.
 # Any other arguments go to the binary (see tools/compose-check/main.go).
 #
 # The binary is cached under
@@ -51,7 +51,7 @@ if [[ ${1:-} == --build-only ]]; then
   exit 0
 fi
 if (($# == 0)); then
-  exec "$bin" --env-file "$src/ci.env" docker-compose.yml docker-compose.tap.yml docker-compose.ozone.yml docker-compose.jetstream.yml
+  exec "$bin" --env-file "$src/ci.env" docker-compose.yml docker-compose.tap.yml docker-compose.ozone.yml docker-compose.jetstream.yml docker-compose.learn.yml
 fi
 cd "$caller"   # file arguments are relative to where the script was called from
 exec "$bin" "$@"

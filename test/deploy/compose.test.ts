@@ -1,12 +1,13 @@
-// The four compose files (docker-compose.yml, docker-compose.tap.yml, docker-compose.ozone.yml,
-// docker-compose.jetstream.yml), checked without a Docker engine: each is loaded by the Compose
-// Specification's own loader (compose-go, which docker compose is built on; tools/compose-check,
-// built and cached by scripts/compose-check.sh) in strict mode, and what it resolved is checked
-// against the repo and against atkafka itself: files that are mounted or built exist, atkafka's
-// command and every ATKAFKA_* variable are ones its CLI takes in that mode (resolved with the CLI's
-// own flag code), the probes and ports agree with the Dockerfile, Prometheus scrapes atkafka and
-// Grafana finds Prometheus and the dashboards. Tap's variables are checked against the real Tap's
-// `run --help`.
+// The compose files (docker-compose.yml, docker-compose.tap.yml, docker-compose.ozone.yml,
+// docker-compose.jetstream.yml, and docker-compose.learn.yml with two producers and a consumer
+// group), checked without a Docker engine: each is loaded by the Compose Specification's own loader
+// (compose-go, which docker compose is built on; tools/compose-check, built and cached by
+// scripts/compose-check.sh) in strict mode, and what it resolved is checked against the repo and
+// against atkafka itself: files that are mounted or built exist, each atkafka service's command and
+// every ATKAFKA_* variable are ones its CLI takes in that mode (resolved with the CLI's own flag and
+// config code), the probes and ports agree with the Dockerfile, Prometheus scrapes every producer
+// and Grafana finds Prometheus and the dashboards. Tap's variables are checked against the real
+// Tap's `run --help`.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -16,8 +17,11 @@ import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { parseArgs, resolveFlags, type FlagSpec } from '../../src/cli/flags.ts';
-import { enrichFlags, firehoseFlags, globalFlags, jetstreamFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, tapFlags } from '../../src/config/flags.ts';
+import { statsCommand } from '../../src/cli/run-stats.ts';
+import { enrichFlags, firehoseFlags, globalFlags, jetstreamFlags, kafkaFlags, ozoneFlags, reconnectFlags, relayFlags, tapFlags, wikimediaFlags } from '../../src/config/flags.ts';
 import { jetstreamConfig } from '../../src/config/jetstream-config.ts';
+import { statsConfig } from '../../src/config/stats-config.ts';
+import { wikimediaConfig } from '../../src/config/wikimedia-config.ts';
 import { tapBinary } from '../support/tap.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -59,41 +63,69 @@ interface Loaded {
   project?: Project;
 }
 
-/** Each compose file, the mode it runs, and the flags atkafka takes in that mode (as src/cli/main.ts groups them). */
-const MODES: { file: string; command: string[]; flags: FlagSpec[]; volumes: string[] }[] = [
+/** A service that runs an atkafka producer: its command, and the flags atkafka takes for it (as src/cli/main.ts groups them). */
+interface Producer {
+  service: string;
+  command: string[];
+  flags: FlagSpec[];
+}
+const JETSTREAM_FLAGS = [...jetstreamFlags, ...firehoseFlags.filter((f) => f.name !== 'relay-host' && f.name !== 'tap-workers'), ...enrichFlags, ...kafkaFlags, ...globalFlags];
+const WIKIMEDIA_FLAGS = [...wikimediaFlags, ...enrichFlags.filter((f) => ['kafka-headers', 'topic-template'].includes(f.name)), ...kafkaFlags, ...globalFlags];
+const STATS_FLAGS = statsCommand.groups.flatMap((g) => g.flags);
+const LEARN = 'docker-compose.learn.yml';
+
+/** Each compose file, the producers it runs, its named volumes and the Prometheus config it mounts. */
+const MODES: { file: string; producers: Producer[]; volumes: string[]; prometheus: string }[] = [
   {
     file: 'docker-compose.yml',
-    command: ['firehose', 'relay'],
-    flags: [...firehoseFlags, ...relayFlags, ...enrichFlags, ...kafkaFlags, ...globalFlags],
+    producers: [{ service: 'atkafka', command: ['firehose', 'relay'], flags: [...firehoseFlags, ...relayFlags, ...enrichFlags, ...kafkaFlags, ...globalFlags] }],
     volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data'],
+    prometheus: 'deploy/prometheus/prometheus.yml',
   },
   {
     file: 'docker-compose.tap.yml',
-    command: ['firehose', 'tap'],
-    flags: [...tapFlags, ...reconnectFlags, ...firehoseFlags, ...enrichFlags, ...kafkaFlags, ...globalFlags],
+    producers: [{ service: 'atkafka', command: ['firehose', 'tap'], flags: [...tapFlags, ...reconnectFlags, ...firehoseFlags, ...enrichFlags, ...kafkaFlags, ...globalFlags] }],
     volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data', 'tap-data'],
+    prometheus: 'deploy/prometheus/prometheus.yml',
   },
   {
     file: 'docker-compose.ozone.yml',
-    command: ['ozone-events'],
-    flags: [
-      ...ozoneFlags,
-      ...reconnectFlags,
-      ...enrichFlags.filter((f) => ['osprey-worker-id', 'osprey-epoch', 'kafka-headers', 'topic-template'].includes(f.name)),
-      ...firehoseFlags.filter((f) => f.name === 'osprey-compatible'),
-      ...kafkaFlags,
-      ...globalFlags,
+    producers: [
+      {
+        service: 'atkafka',
+        command: ['ozone-events'],
+        flags: [
+          ...ozoneFlags,
+          ...reconnectFlags,
+          ...enrichFlags.filter((f) => ['osprey-worker-id', 'osprey-epoch', 'kafka-headers', 'topic-template'].includes(f.name)),
+          ...firehoseFlags.filter((f) => f.name === 'osprey-compatible'),
+          ...kafkaFlags,
+          ...globalFlags,
+        ],
+      },
     ],
     volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data'],
+    prometheus: 'deploy/prometheus/prometheus.yml',
   },
   {
     file: 'docker-compose.jetstream.yml',
-    command: ['firehose', 'jetstream'],
-    flags: [...jetstreamFlags, ...firehoseFlags.filter((f) => f.name !== 'relay-host' && f.name !== 'tap-workers'), ...enrichFlags, ...kafkaFlags, ...globalFlags],
+    producers: [{ service: 'atkafka', command: ['firehose', 'jetstream'], flags: JETSTREAM_FLAGS }],
     volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data'],
+    prometheus: 'deploy/prometheus/prometheus.yml',
+  },
+  {
+    file: LEARN,
+    producers: [
+      { service: 'wikimedia', command: ['wikimedia'], flags: WIKIMEDIA_FLAGS },
+      { service: 'jetstream', command: ['firehose', 'jetstream'], flags: JETSTREAM_FLAGS },
+    ],
+    volumes: ['atkafka-data', 'grafana-data', 'kafka-data', 'prometheus-data', 'redis-data'],
+    prometheus: 'deploy/prometheus/prometheus.learn.yml',
   },
 ];
 const SHARED = ['kafka', 'kafka-ui', 'prometheus', 'grafana'];
+/** The services of a file that run `atkafka stats`. */
+const statsServices = (p: Project) => Object.entries(p.services).filter(([, s]) => s.command?.[0] === 'stats');
 
 let bin = '';
 const loaded = new Map<string, Project>();
@@ -189,9 +221,9 @@ describe('the compose loader', () => {
 
 for (const mode of MODES) {
   describe(mode.file, () => {
-    test('kafka, kafka-ui, prometheus, grafana and atkafka, each with a health check and restart: unless-stopped', () => {
+    test(`kafka, kafka-ui, prometheus, grafana and ${mode.producers.map((x) => x.service).join(', ')}, each with a health check and restart: unless-stopped`, () => {
       const p = project(mode.file);
-      for (const name of [...SHARED, 'atkafka']) assert.ok(p.services[name], `service ${name}`);
+      for (const name of [...SHARED, ...mode.producers.map((x) => x.service)]) assert.ok(p.services[name], `service ${name}`);
       for (const [name, s] of Object.entries(p.services)) {
         assert.ok(s.healthcheck && !s.healthcheck.disable, `${name}: healthcheck`);
         assert.match(s.healthcheck.test[0] ?? '', /^CMD(-SHELL)?$/, `${name}: healthcheck test`);
@@ -232,47 +264,49 @@ for (const mode of MODES) {
       assert.deepEqual(p.volumes, mode.volumes);
       const mountOf = (svc: string, target: string) => p.services[svc]!.volumes.find((v) => v.target === target)?.source;
       assert.equal(mountOf('kafka', p.services.kafka!.environment.KAFKA_LOG_DIRS!), 'kafka-data');
-      assert.equal(mountOf('atkafka', '/data'), 'atkafka-data');
+      for (const x of mode.producers) assert.equal(mountOf(x.service, '/data'), 'atkafka-data', x.service);
       assert.equal(mountOf('prometheus', '/prometheus'), 'prometheus-data');
       assert.equal(mountOf('grafana', '/var/lib/grafana'), 'grafana-data');
     });
 
-    test(`atkafka runs \`${mode.command.join(' ')}\` from the Dockerfile's image, after Kafka is healthy, with the cursor on its volume`, () => {
-      const a = project(mode.file).services.atkafka!;
-      assert.deepEqual(a.command, mode.command);
-      assert.equal(a.image, 'atkafka:local');
-      assert.equal(a.build?.dockerfile, 'Dockerfile');
-      assert.equal(a.depends_on.kafka, 'service_healthy');
-      assert.equal(a.working_dir, '/data');
-      assert.ok(seconds(a.stop_grace_period) > 30, 'stop_grace_period above the 30 s drain');
-      const cursor = a.environment.ATKAFKA_CURSOR_FILE ?? a.environment.ATKAFKA_OZONE_CURSOR_FILE;
-      if (mode.command[1] === 'tap') assert.equal(cursor, undefined, 'Tap mode keeps no cursor file');
-      else assert.match(cursor ?? '', /^\/data\/[a-z-]+-cursor\.json$/);
-    });
+    for (const producer of mode.producers) {
+      test(`${producer.service} runs \`atkafka ${producer.command.join(' ')}\` from the Dockerfile's image, after Kafka is healthy, with the cursor on its volume`, () => {
+        const a = project(mode.file).services[producer.service]!;
+        assert.deepEqual(a.command, producer.command);
+        assert.equal(a.image, 'atkafka:local');
+        assert.equal(a.build?.dockerfile, 'Dockerfile');
+        assert.equal(a.depends_on.kafka, 'service_healthy');
+        assert.equal(a.working_dir, '/data');
+        assert.ok(seconds(a.stop_grace_period) > 30, 'stop_grace_period above the 30 s drain');
+        const cursor = a.environment.ATKAFKA_CURSOR_FILE ?? a.environment.ATKAFKA_OZONE_CURSOR_FILE;
+        if (producer.command[1] === 'tap') assert.equal(cursor, undefined, 'Tap mode keeps no cursor file');
+        else assert.match(cursor ?? '', /^\/data\/[a-z-]+-cursor\.json$/);
+      });
 
-    test("atkafka's environment: only ATKAFKA_* variables its CLI takes in this mode, with values the CLI accepts", () => {
-      const a = project(mode.file).services.atkafka!;
-      const known = new Map(mode.flags.flatMap((f) => f.env.map((e) => [e, f] as const)));
-      for (const name of Object.keys(a.environment)) {
-        assert.match(name, /^ATKAFKA_/, name);
-        assert.ok(known.has(name), `${name} is not a flag of atkafka ${mode.command.join(' ')}`);
-      }
-      // The CLI's own resolution: required flags present, every number, duration and switch parses.
-      const values = resolveFlags(parseArgs([], mode.flags), mode.flags, { ...a.environment });
-      assert.deepEqual(values.get('bootstrap-servers'), ['kafka:29092']);
-      assert.ok(values.get('output-topic'));
-      assert.equal(values.get('metrics-listen-address'), '0.0.0.0:6009');
-      for (const f of mode.flags.filter((x) => x.secret)) {
-        for (const e of f.env) assert.ok(!a.environment[e], `${e}: a secret in the environment`);
-      }
-    });
+      test(`${producer.service}'s environment: only ATKAFKA_* variables its CLI takes in this mode, with values the CLI accepts`, () => {
+        const a = project(mode.file).services[producer.service]!;
+        const known = new Map(producer.flags.flatMap((f) => f.env.map((e) => [e, f] as const)));
+        for (const name of Object.keys(a.environment)) {
+          assert.match(name, /^ATKAFKA_/, name);
+          assert.ok(known.has(name), `${name} is not a flag of atkafka ${producer.command.join(' ')}`);
+        }
+        // The CLI's own resolution: required flags present, every number, duration and switch parses.
+        const values = resolveFlags(parseArgs([], producer.flags), producer.flags, { ...a.environment });
+        assert.deepEqual(values.get('bootstrap-servers'), ['kafka:29092']);
+        assert.ok(values.get('output-topic'));
+        assert.equal(values.get('metrics-listen-address'), '0.0.0.0:6009');
+        for (const f of producer.flags.filter((x) => x.secret)) {
+          for (const e of f.env) assert.ok(!a.environment[e], `${e}: a secret in the environment`);
+        }
+      });
 
-    test("atkafka's health check is the image's (/readyz on the metrics port), and the port is published", () => {
-      const a = project(mode.file).services.atkafka!;
-      assert.deepEqual(a.healthcheck!.test, ['CMD', ...dockerfileHealthcheck('Dockerfile')]);
-      assert.match(a.healthcheck!.test.join(' '), /http:\/\/127\.0\.0\.1:6009\/readyz/);
-      assert.ok(a.ports.some((x) => x.target === 6009));
-    });
+      test(`${producer.service}'s health check is the image's (/readyz on the metrics port), and the port is published`, () => {
+        const a = project(mode.file).services[producer.service]!;
+        assert.deepEqual(a.healthcheck!.test, ['CMD', ...dockerfileHealthcheck('Dockerfile')]);
+        assert.match(a.healthcheck!.test.join(' '), /http:\/\/127\.0\.0\.1:6009\/readyz/);
+        assert.ok(a.ports.some((x) => x.target === 6009));
+      });
+    }
 
     test('Kafka: one KRaft node, an inside listener atkafka and the UI use, a host listener, and a health check through it', () => {
       const p = project(mode.file);
@@ -294,26 +328,25 @@ for (const mode of MODES) {
       }
       assert.equal(env.KAFKA_CONTROLLER_QUORUM_VOTERS, `${env.KAFKA_NODE_ID}@kafka${listeners.CONTROLLER}`);
       assert.ok(k.ports.some((x) => x.target === Number(listeners.PLAINTEXT_HOST!.split(':')[1]) && x.published === '9092'));
-      assert.equal(p.services.atkafka!.environment.ATKAFKA_BOOTSTRAP_SERVERS, inside);
+      for (const [name] of [...mode.producers.map((x) => [x.service] as const), ...statsServices(p)]) assert.equal(p.services[name]!.environment.ATKAFKA_BOOTSTRAP_SERVERS, inside, name);
       assert.equal(p.services['kafka-ui']!.environment.KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS, inside);
       assert.deepEqual(k.healthcheck!.test.slice(1), ['/opt/kafka/bin/kafka-broker-api-versions.sh', '--bootstrap-server', inside]);
       for (const rf of ['KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR', 'KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR']) assert.equal(env[rf], '1', rf);
     });
 
-    test('Prometheus scrapes atkafka:6009 with the config file from deploy/prometheus', () => {
+    test(`Prometheus scrapes ${mode.producers.map((x) => `${x.service}:6009`).join(' and ')} with the config file ${mode.prometheus}`, () => {
       const p = project(mode.file);
       const prom = p.services.prometheus!;
       const mount = prom.volumes.find((v) => v.type === 'bind');
-      assert.equal(relative(ROOT, mount!.source), 'deploy/prometheus/prometheus.yml');
+      assert.equal(relative(ROOT, mount!.source), mode.prometheus);
       assert.ok(prom.command?.includes(`--config.file=${mount!.target}`));
-      const config = yamlFile<{ scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[] }>(
-        'deploy/prometheus/prometheus.yml',
-      );
+      const config = yamlFile<{ scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[] }>(mode.prometheus);
+      // One job for every producer: the dashboard's job variable is "atkafka", its instances tell them apart.
       const job = config.scrape_configs.find((j) => j.job_name === 'atkafka');
       assert.ok(job, 'a job atkafka');
       assert.equal(job.metrics_path ?? '/metrics', '/metrics');
-      const port = p.services.atkafka!.environment.ATKAFKA_METRICS_LISTEN_ADDRESS!.split(':').at(-1);
-      assert.deepEqual(job.static_configs.flatMap((s) => s.targets), [`atkafka:${port}`]);
+      const targets = mode.producers.map((x) => `${x.service}:${p.services[x.service]!.environment.ATKAFKA_METRICS_LISTEN_ADDRESS!.split(':').at(-1)}`);
+      assert.deepEqual(job.static_configs.flatMap((s) => s.targets), targets);
       assert.match(prom.healthcheck!.test.join(' '), /127\.0\.0\.1:9090\/-\/ready/);
     });
 
@@ -359,10 +392,21 @@ for (const mode of MODES) {
   });
 }
 
-describe('the four files together', () => {
-  test('Kafka, the UI, Prometheus and Grafana are the same in all four (no drift), the project names differ', () => {
-    const [first, ...rest] = MODES.map((m) => project(m.file));
-    for (const p of rest) for (const name of SHARED) assert.deepEqual(p.services[name], first!.services[name], `${p.name}: ${name}`);
+describe('the files together', () => {
+  test('Kafka, the UI, Prometheus and Grafana are the same in all (no drift) but for what the learn file changes on purpose; the project names differ', () => {
+    const shared = (file: string) => {
+      const p = project(file);
+      const s = structuredClone(Object.fromEntries(SHARED.map((name) => [name, p.services[name]!])));
+      if (file === LEARN) {
+        // A laptop left running keeps a day of both streams, not Kafka's week; its Prometheus scrapes two producers.
+        assert.equal(s.kafka!.environment.KAFKA_LOG_RETENTION_HOURS, '24');
+        delete s.kafka!.environment.KAFKA_LOG_RETENTION_HOURS;
+        for (const v of s.prometheus!.volumes) if (v.type === 'bind') v.source = join(ROOT, 'deploy/prometheus/prometheus.yml');
+      }
+      return s;
+    };
+    const [first, ...rest] = MODES.map((m) => [m.file, shared(m.file)] as const);
+    for (const [file, s] of rest) for (const name of SHARED) assert.deepEqual(s[name], first![1][name], `${file}: ${name}`);
     assert.equal(new Set(MODES.map((m) => project(m.file).name)).size, MODES.length);
   });
 
@@ -375,8 +419,7 @@ describe('the four files together', () => {
 
   test("Jetstream: the public hosts by default, the same list as the CLI's, resolved by the CLI's own config code", () => {
     const a = project('docker-compose.jetstream.yml').services.atkafka!;
-    const flags = MODES.find((m) => m.file === 'docker-compose.jetstream.yml')!.flags;
-    const config = jetstreamConfig(resolveFlags(parseArgs([], flags), flags, { ...a.environment }) as never);
+    const config = jetstreamConfig(resolveFlags(parseArgs([], JETSTREAM_FLAGS), JETSTREAM_FLAGS, { ...a.environment }) as never);
     const cliDefault = jetstreamFlags.find((f) => f.name === 'jetstream-host')!.default!.split(',');
     assert.ok(cliDefault.length > 1, 'more than one host to fail over to');
     assert.deepEqual(config.hosts, cliDefault);
@@ -389,6 +432,71 @@ describe('the four files together', () => {
     const env = (JSON.parse(r.stdout) as { files: Loaded[] }).files[0]!.project!.services.atkafka!.environment;
     assert.equal(env.ATKAFKA_JETSTREAM_HOST, 'wss://jetstream.example.net');
     assert.equal(env.ATKAFKA_FORMAT, 'jetstream');
+  });
+
+  test("learn: Wikimedia and Jetstream into two topics by the CLI's own config code, public upstreams by default", () => {
+    const p = project(LEARN);
+    const wm = p.services.wikimedia!;
+    const w = wikimediaConfig(resolveFlags(parseArgs([], WIKIMEDIA_FLAGS), WIKIMEDIA_FLAGS, { ...wm.environment }) as never);
+    assert.equal(w.baseUrl, wikimediaFlags.find((f) => f.name === 'url')!.default);
+    assert.deepEqual(w.streams, ['recentchange']);
+    assert.equal(w.cursorFile, '/data/wikimedia-cursor.json');
+    assert.equal(w.kafka.topic, 'wikimedia');
+    assert.ok(w.kafka.partitions > statsServices(p).length, `${w.kafka.partitions} partitions for ${statsServices(p).length} group members: one would idle`);
+
+    const js = p.services.jetstream!;
+    const j = jetstreamConfig(resolveFlags(parseArgs([], JETSTREAM_FLAGS), JETSTREAM_FLAGS, { ...js.environment }) as never);
+    assert.deepEqual(j.hosts, jetstreamFlags.find((f) => f.name === 'jetstream-host')!.default!.split(','));
+    assert.equal(j.kafka.topic, 'jetstream');
+    // Jetstream's own JSON: what tutorials show, and no identity lookup per account on the public PLC and AppView.
+    assert.equal(j.stages.format, 'jetstream');
+    assert.notEqual(w.cursorFile, j.cursorFile, 'two cursor files on the one volume');
+
+    const published = (name: string) => p.services[name]!.ports.map((x) => [x.published, x.target]);
+    assert.deepEqual(published('wikimedia'), [['6009', 6009]]);
+    assert.deepEqual(published('jetstream'), [['6010', 6009]]);
+
+    const r = composeCheck(['--env-file', CI_ENV, '--env', 'ATKAFKA_WIKIMEDIA_URL=http://127.0.0.1:8092', '--env', 'ATKAFKA_WIKIMEDIA_STREAM=recentchange,page-create', '--env', 'KAFKA_RETENTION_HOURS=6', LEARN]);
+    assert.equal(r.status, 0, r.stderr);
+    const q = (JSON.parse(r.stdout) as { files: Loaded[] }).files[0]!.project!;
+    assert.equal(q.services.wikimedia!.environment.ATKAFKA_WIKIMEDIA_URL, 'http://127.0.0.1:8092');
+    assert.equal(q.services.wikimedia!.environment.ATKAFKA_WIKIMEDIA_STREAM, 'recentchange,page-create');
+    assert.equal(q.services.kafka!.environment.KAFKA_LOG_RETENTION_HOURS, '6');
+  });
+
+  test('learn: two `atkafka stats` in one consumer group on the wikimedia topic, counting into the Redis of this file', () => {
+    const p = project(LEARN);
+    const stats = statsServices(p);
+    assert.deepEqual(stats.map(([name]) => name), ['stats-a', 'stats-b']);
+    const wikimediaTopic = p.services.wikimedia!.environment.ATKAFKA_OUTPUT_TOPIC;
+    const redis = p.services.redis!;
+    for (const [name, s] of stats) {
+      assert.deepEqual(s.command, ['stats', '--topic', 'wikimedia', '--group', 'learn', '--redis-url', 'redis://redis:6379'], name);
+      assert.equal(s.image, 'atkafka:local');
+      assert.equal(s.build?.dockerfile, 'Dockerfile');
+      // The CLI's own parsing and config code: the flags exist, the Redis URL and the names are valid.
+      const known = new Set(STATS_FLAGS.flatMap((f) => f.env));
+      for (const e of Object.keys(s.environment)) assert.ok(known.has(e), `${name}: ${e} is not a variable of atkafka stats`);
+      const c = statsConfig(resolveFlags(parseArgs(s.command!.slice(1), STATS_FLAGS), STATS_FLAGS, { ...s.environment }) as never);
+      assert.equal(c.topic, wikimediaTopic, `${name} counts the wikimedia producer's topic`);
+      assert.equal(c.group, 'learn');
+      assert.deepEqual(c.bootstrapServers, ['kafka:29092']);
+      const url = new URL(c.redisUrl);
+      assert.ok(p.services[url.hostname] === redis, `${name}: ${url.hostname} is the redis service`);
+      assert.ok(redis.ports.some((x) => String(x.target) === url.port), `${name}: Redis listens on ${url.port}`);
+      assert.deepEqual(s.depends_on, { kafka: 'service_healthy', redis: 'service_healthy', wikimedia: 'service_healthy' }, name);
+      assert.ok(seconds(s.stop_grace_period) > 30, `${name}: stop_grace_period above the 30 s stop`);
+      // No HTTP port of its own: the check asks, from inside its container, the Redis it counts into.
+      assert.match(s.healthcheck!.test.join(' '), new RegExp(`connect\\(${url.port}, '${url.hostname}'`), name);
+      assert.deepEqual(s.ports, [], `${name} publishes nothing, so it can be scaled`);
+    }
+    assert.deepEqual(stats[0]![1], stats[1]![1], 'the two members are the same but for their name');
+
+    // The counts must survive a Redis restart: the group commits to Kafka only what Redis already holds.
+    assert.match(redis.image ?? '', /^redis:\d+\.\d+\.\d+$/, 'the official image, a pinned version');
+    assert.deepEqual(redis.command, ['redis-server', '--appendonly', 'yes']);
+    assert.deepEqual(redis.volumes.map((v) => [v.type, v.source, v.target]), [['volume', 'redis-data', '/data']]);
+    assert.match(redis.healthcheck!.test.join(' '), /redis-cli ping/);
   });
 
   test('Ozone: the password only as a compose secret, a file kept out of the build context', () => {
