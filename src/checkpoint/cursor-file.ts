@@ -35,23 +35,37 @@ export class CursorFileInvalid extends CursorFileError {
   }
 }
 
-export async function loadCursor(path: string): Promise<SavedCursor | undefined> {
-  let text: string;
+/**
+ * A cursor file's JSON, or undefined when there is none yet; every other
+ * problem (a directory, no permission, not JSON) is CursorFileInvalid, for
+ * the operator to fix. Each source checks the fields of its own position.
+ */
+export async function readCursorJson(path: string): Promise<unknown> {
+  const text = await readCursorText(path);
+  if (text === undefined) return undefined;
   try {
-    text = await readFile(path, 'utf8');
+    return JSON.parse(text) ?? {};
+  } catch (err) {
+    throw new CursorFileInvalid(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
+  }
+}
+
+/** A cursor file's text, or undefined when there is none yet (see readCursorJson). */
+export async function readCursorText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
     if (code === 'EISDIR') throw new CursorFileInvalid(`cursor file ${path} is a directory; point --cursor-file at a file`, { cause: err });
     throw new CursorFileInvalid(`cannot read cursor file ${path}: ${(err as Error).message}; fix the path or its permissions, or point --cursor-file elsewhere`, { cause: err });
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new CursorFileInvalid(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
-  }
-  const { seq, relayHost, savedAt } = (parsed ?? {}) as Partial<SavedCursor>;
+}
+
+export async function loadCursor(path: string): Promise<SavedCursor | undefined> {
+  const parsed = await readCursorJson(path);
+  if (parsed === undefined) return undefined;
+  const { seq, relayHost, savedAt } = parsed as Partial<SavedCursor>;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0 || typeof relayHost !== 'string') {
     throw new CursorFileInvalid(`cursor file ${path} has no valid "seq" (a whole number >= 0) and "relayHost"; fix or remove it`);
   }

@@ -1,6 +1,4 @@
-import { readFile } from 'node:fs/promises';
-
-import { CursorFileInvalid, writeAtomically } from '../../checkpoint/cursor-file.ts';
+import { CursorFileInvalid, readCursorJson, writeAtomically } from '../../checkpoint/cursor-file.ts';
 import { redactUrl } from '../../telemetry/redact.ts';
 
 /**
@@ -23,21 +21,9 @@ export interface JetstreamCursor {
 }
 
 export async function loadJetstreamCursor(path: string): Promise<JetstreamCursor | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'EISDIR') throw new CursorFileInvalid(`cursor file ${path} is a directory; point --cursor-file at a file`, { cause: err });
-    throw new CursorFileInvalid(`cannot read cursor file ${path}: ${(err as Error).message}; fix the path or its permissions, or point --cursor-file elsewhere`, { cause: err });
-  }
-  let v: Partial<JetstreamCursor>;
-  try {
-    v = (JSON.parse(text) ?? {}) as Partial<JetstreamCursor>;
-  } catch (err) {
-    throw new CursorFileInvalid(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
-  }
+  const parsed = await readCursorJson(path);
+  if (parsed === undefined) return undefined;
+  const v = parsed as Partial<JetstreamCursor>;
   if (typeof v.cursor !== 'number' || !Number.isSafeInteger(v.cursor) || v.cursor <= 0 || typeof v.host !== 'string') {
     if ('seq' in v || 'relayHost' in v) throw new CursorFileInvalid(`cursor file ${path} is a relay cursor (seq), not a Jetstream one (time_us); point --cursor-file elsewhere`);
     throw new CursorFileInvalid(`cursor file ${path} has no valid "cursor" (a time_us) and "host"; fix or remove it`);

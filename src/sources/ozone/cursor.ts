@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
-import { checkWritable, CursorFileInvalid, writeAtomically } from '../../checkpoint/cursor-file.ts';
+import { checkWritable, CursorFileInvalid, readCursorJson, readCursorText, writeAtomically } from '../../checkpoint/cursor-file.ts';
 import { redactUrl } from '../../telemetry/redact.ts';
 
 /**
@@ -92,27 +91,10 @@ export async function checkOzoneCursor(path: string, labelerDid: string): Promis
   return undefined;
 }
 
-async function readIfThere(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'EISDIR') throw new CursorFileInvalid(`cursor file ${path} is a directory; point --cursor-file at a file`, { cause: err });
-    throw new CursorFileInvalid(`cannot read cursor file ${path}: ${(err as Error).message}; fix the path or its permissions, or point --cursor-file elsewhere`, { cause: err });
-  }
-}
-
 export async function loadOzoneCursor(path: string): Promise<SavedOzoneCursor | undefined> {
-  const text = await readIfThere(path);
-  if (text === undefined) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new CursorFileInvalid(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
-  }
-  const { cursor, labelerDid, pdsHost, savedAt } = (parsed ?? {}) as Partial<Record<string, unknown>>;
+  const parsed = await readCursorJson(path);
+  if (parsed === undefined) return undefined;
+  const { cursor, labelerDid, pdsHost, savedAt } = parsed as Partial<Record<string, unknown>>;
   const position = typeof cursor === 'string' ? parsePosition(cursor) : undefined;
   if (position === undefined || typeof labelerDid !== 'string') {
     throw new CursorFileInvalid(`cursor file ${path} has no valid "cursor" ("<unix ms>::<event id>") and "labelerDid"; fix or remove it`);
@@ -126,7 +108,7 @@ export async function loadOzoneCursor(path: string): Promise<SavedOzoneCursor | 
  * is "before every event at that millisecond".
  */
 async function loadGoCursor(path: string): Promise<OzonePosition | undefined> {
-  const text = (await readIfThere(path))?.trim();
+  const text = (await readCursorText(path))?.trim();
   if (text === undefined || text === '') return undefined;
   const timeMs = Date.parse(text);
   if (!Number.isFinite(timeMs) || !/^\d{4}-\d\d-\d\dT/.test(text)) {

@@ -1,8 +1,6 @@
-import { readFile } from 'node:fs/promises';
-
 import type { EventSourceMessage } from 'eventsource-parser';
 
-import { CursorFileError, CursorFileInvalid, writeAtomically } from '../../checkpoint/cursor-file.ts';
+import { CursorFileError, CursorFileInvalid, readCursorJson, writeAtomically } from '../../checkpoint/cursor-file.ts';
 import { Watermark, type Ticket } from '../../checkpoint/watermark.ts';
 import { PipelineCore, type StageOptions } from '../../pipeline/core.ts';
 import type { MessageSink } from '../../sink/kafka/types.ts';
@@ -48,21 +46,9 @@ export interface WikimediaCursor {
 }
 
 export async function loadWikimediaCursor(path: string, streams: string[]): Promise<WikimediaCursor | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'EISDIR') throw new CursorFileInvalid(`cursor file ${path} is a directory; point --cursor-file at a file`, { cause: err });
-    throw new CursorFileInvalid(`cannot read cursor file ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  let v: Partial<WikimediaCursor>;
-  try {
-    v = (JSON.parse(text) ?? {}) as Partial<WikimediaCursor>;
-  } catch (err) {
-    throw new CursorFileInvalid(`cursor file ${path} is not JSON; fix or remove it`, { cause: err });
-  }
+  const parsed = await readCursorJson(path);
+  if (parsed === undefined) return undefined;
+  const v = parsed as Partial<WikimediaCursor>;
   if (typeof v.lastEventId !== 'string' || v.lastEventId === '' || !Array.isArray(v.streams)) {
     throw new CursorFileInvalid(`cursor file ${path} has no "lastEventId" and "streams" (is it another mode's cursor?); fix or remove it`);
   }
