@@ -166,6 +166,16 @@ export function checkUpstreamUrl(flag: string, value: string, example: string, s
   return url;
 }
 
+/** --cursor-save-interval, --stall-timeout and the reconnect backoff: what every streaming source with a cursor file takes. */
+export function streamTimings(v: Map<string, unknown>): { cursorSaveIntervalMs: number; stallTimeoutMs: number; backoffInitialMs: number; backoffMaxMs: number } {
+  const cursorSaveIntervalMs = v.get('cursor-save-interval') as number;
+  if (cursorSaveIntervalMs < 10) throw new UsageError('--cursor-save-interval must be at least 10ms');
+  const stallTimeoutMs = v.get('stall-timeout') as number;
+  // Shorter than the gap between two messages of a healthy upstream, it would drop the connection over and over.
+  if (stallTimeoutMs !== 0 && stallTimeoutMs < 100) throw new UsageError('--stall-timeout must be 0 (off) or at least 100ms');
+  return { cursorSaveIntervalMs, stallTimeoutMs, ...reconnectBackoff(v.get('reconnect-backoff') as number, v.get('reconnect-backoff-max') as number) };
+}
+
 /** --reconnect-backoff and --reconnect-backoff-max, for every websocket source. */
 export function reconnectBackoff(initialMs: number, maxMs: number): { backoffInitialMs: number; backoffMaxMs: number } {
   if (initialMs < 1 || maxMs < initialMs) throw new UsageError('--reconnect-backoff must be >= 1ms and <= --reconnect-backoff-max');

@@ -1,6 +1,6 @@
 import { UsageError, type FlagValue } from '../cli/flags.ts';
 import { redactUrl } from '../telemetry/redact.ts';
-import { checkUpstreamUrl, reconnectBackoff } from './checks.ts';
+import { checkUpstreamUrl, streamTimings } from './checks.ts';
 import { commonConfig, kafkaConfig, type CommonConfig } from './relay-config.ts';
 import { stagesConfig, type StagesConfig } from './stages-config.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
@@ -43,11 +43,7 @@ export function jetstreamConfig(v: Values): JetstreamConfig {
   }
   const rewindMs = get<number>(v, 'jetstream-rewind');
   if (rewindMs < 0 || rewindMs > 3_600_000) throw new UsageError('--jetstream-rewind must be between 0 and 1h');
-  const cursorSaveIntervalMs = get<number>(v, 'cursor-save-interval');
-  if (cursorSaveIntervalMs < 10) throw new UsageError('--cursor-save-interval must be at least 10ms');
-  const stallTimeoutMs = get<number>(v, 'stall-timeout');
-  if (stallTimeoutMs !== 0 && stallTimeoutMs < 100) throw new UsageError('--stall-timeout must be 0 (off) or at least 100ms');
-  const { backoffInitialMs, backoffMaxMs } = reconnectBackoff(get<number>(v, 'reconnect-backoff'), get<number>(v, 'reconnect-backoff-max'));
+  const timings = streamTimings(v);
   return {
     ...commonConfig(v),
     ...kafkaConfig(v),
@@ -58,10 +54,7 @@ export function jetstreamConfig(v: Values): JetstreamConfig {
     cursorFile: cursorFile === '' ? undefined : cursorFile,
     initialCursor,
     rewindUs: rewindMs * 1000,
-    cursorSaveIntervalMs,
-    stallTimeoutMs,
-    backoffInitialMs,
-    backoffMaxMs,
+    ...timings,
   };
 }
 

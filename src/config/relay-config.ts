@@ -1,7 +1,7 @@
 import { UsageError, type FlagValue } from '../cli/flags.ts';
 import { queueMessagesFor } from '../sink/kafka/config.ts';
 import { redactUrl } from '../telemetry/redact.ts';
-import { LOG_LEVELS, checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, checkUpstreamUrl, parseKafkaOptions, reconnectBackoff } from './checks.ts';
+import { LOG_LEVELS, checkBootstrapServer, checkCaFile, checkKafkaClientConfig, checkListenAddress, checkUpstreamUrl, parseKafkaOptions, streamTimings } from './checks.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
 import { stagesConfig, type StagesConfig } from './stages-config.ts';
 
@@ -135,16 +135,11 @@ export function relayConfig(v: Values): RelayConfig {
   const cursorFile = get<string>(v, 'cursor-file');
   const initialCursor = get<number | undefined>(v, 'cursor');
   if (initialCursor !== undefined && initialCursor < 0) throw new UsageError('--cursor must not be negative');
-  const cursorSaveIntervalMs = get<number>(v, 'cursor-save-interval');
-  if (cursorSaveIntervalMs < 10) throw new UsageError('--cursor-save-interval must be at least 10ms');
-  const { backoffInitialMs, backoffMaxMs } = reconnectBackoff(get<number>(v, 'reconnect-backoff'), get<number>(v, 'reconnect-backoff-max'));
+  const timings = streamTimings(v);
   const maxFrameBytes = get<number>(v, 'max-frame-size');
   if (maxFrameBytes < 5_000_000 || maxFrameBytes > 1024 * 1024 * 1024) {
     throw new UsageError('--max-frame-size must be between 5000000 (the protocol limit) and 1073741824');
   }
-  const stallTimeoutMs = get<number>(v, 'stall-timeout');
-  // Shorter than the gap between two frames of a healthy relay, it would drop the connection over and over.
-  if (stallTimeoutMs !== 0 && stallTimeoutMs < 100) throw new UsageError('--stall-timeout must be 0 (off) or at least 100ms');
   const decodeThreads = get<number>(v, 'decode-threads');
   if (decodeThreads < 0 || decodeThreads > 16) throw new UsageError('--decode-threads must be between 0 and 16');
   return {
@@ -156,9 +151,6 @@ export function relayConfig(v: Values): RelayConfig {
     maxFrameBytes,
     cursorFile: cursorFile === '' ? undefined : cursorFile,
     initialCursor,
-    cursorSaveIntervalMs,
-    stallTimeoutMs,
-    backoffInitialMs,
-    backoffMaxMs,
+    ...timings,
   };
 }

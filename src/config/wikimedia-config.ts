@@ -1,6 +1,6 @@
 import { UsageError, type FlagValue } from '../cli/flags.ts';
 import type { KafkaSinkOptions } from '../sink/kafka/types.ts';
-import { reconnectBackoff } from './checks.ts';
+import { streamTimings } from './checks.ts';
 import { commonConfig, kafkaConfig, type CommonConfig } from './relay-config.ts';
 import { httpBase, passThroughStages, type StagesConfig } from './stages-config.ts';
 
@@ -41,11 +41,7 @@ export function wikimediaConfig(v: Values): WikimediaConfig {
     since = new Date(ms).toISOString();
   }
   const cursorFile = get<string>(v, 'cursor-file');
-  const cursorSaveIntervalMs = get<number>(v, 'cursor-save-interval');
-  if (cursorSaveIntervalMs < 10) throw new UsageError('--cursor-save-interval must be at least 10ms');
-  const stallTimeoutMs = get<number>(v, 'stall-timeout');
-  if (stallTimeoutMs !== 0 && stallTimeoutMs < 100) throw new UsageError('--stall-timeout must be 0 (off) or at least 100ms');
-  const { backoffInitialMs, backoffMaxMs } = reconnectBackoff(get<number>(v, 'reconnect-backoff'), get<number>(v, 'reconnect-backoff-max'));
+  const timings = streamTimings(v);
   return {
     ...commonConfig(v),
     ...kafkaConfig(v),
@@ -55,9 +51,6 @@ export function wikimediaConfig(v: Values): WikimediaConfig {
     key,
     cursorFile: cursorFile === '' ? undefined : cursorFile,
     since,
-    cursorSaveIntervalMs,
-    stallTimeoutMs,
-    backoffInitialMs,
-    backoffMaxMs,
+    ...timings,
   };
 }
