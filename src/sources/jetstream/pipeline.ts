@@ -1,4 +1,7 @@
+import { zstdDecompressSync } from 'node:zlib';
+
 import { Decompressor } from 'zstd-napi';
+import zstdBinding from 'zstd-napi/binding.js';
 
 import { CursorFileError } from '../../checkpoint/cursor-file.ts';
 import { Watermark, type Ticket } from '../../checkpoint/watermark.ts';
@@ -333,8 +336,9 @@ export class JetstreamPipeline {
       try {
         value = atkafkaValue(parseJetstreamEvent(text!));
       } catch (err) {
-        if (!(err instanceof InputError)) throw err;
-        this.#skip(err, bytes.length);
+        // A record nested deep enough to exhaust the stack is bad input, not a bug.
+        if (!(err instanceof InputError) && !(err instanceof RangeError)) throw err;
+        this.#skip(err instanceof InputError ? err : new InputError('invalid-record', `unusable record: ${err.message}`), bytes.length);
         this.#core.seal(ticket);
         return;
       }
@@ -350,6 +354,11 @@ export class JetstreamPipeline {
 
   #decompress(data: Buffer): Buffer {
     if (this.#decompressor === undefined) throw new Error('a binary message, but compress=true was not asked for');
+    // A frame says how large it decompresses to, and the decompressor allocates that much: a hostile
+    // 20-byte frame could ask for gigabytes. Frames that do not say are decompressed with a cap.
+    const size = zstdBinding.getFrameContentSize(data);
+    if (size === null) return zstdDecompressSync(data, { dictionary: JETSTREAM_DICTIONARY, maxOutputLength: MAX_MESSAGE_BYTES });
+    if (size > MAX_MESSAGE_BYTES) throw new Error(`the frame decompresses to ${size} bytes, over ${MAX_MESSAGE_BYTES}`);
     return this.#decompressor.decompress(data);
   }
 
