@@ -38,7 +38,10 @@ export function wikimediaConfig(v: Values): WikimediaConfig {
     const ms = Date.parse(sinceFlag);
     if (!/^\d{4}-\d\d-\d\d/.test(sinceFlag) || Number.isNaN(ms)) throw new UsageError(`--since: "${sinceFlag.slice(0, 80)}" is not an RFC 3339 time (like 2026-12-01T12:00:00Z)`);
     if (ms > Date.now() + 60_000) throw new UsageError('--since is in the future');
-    since = new Date(ms).toISOString();
+    // EventStreams reads `since` as a number and treats 0 as "not given" (live): the epoch itself, or
+    // anything before it, would start at the newest event instead of the oldest kept. 1 ms asks for
+    // the oldest kept, which is what such a --since means.
+    since = new Date(Math.max(ms, 1)).toISOString();
   }
   const cursorFile = get<string>(v, 'cursor-file');
   const timings = streamTimings(v);

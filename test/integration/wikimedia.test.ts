@@ -166,12 +166,13 @@ describe('atkafka wikimedia', () => {
     assert.equal(new Set(all).size, fixture.length);
   });
 
-  it('--key page: one page\'s events under one key', async () => {
+  it('--key page: one page\'s events under one key; --since the epoch means the oldest kept (EventStreams reads 0 as live)', async () => {
     const s = await server();
     const t = topic();
-    const b = await bridge(t, s, ['--since', '2025-05-03T00:00:00Z', '--cursor-file', '', '--key', 'page']);
+    const b = await bridge(t, s, ['--since', '1970-01-01T00:00:00Z', '--cursor-file', '', '--key', 'page']);
     const got = await waitForIds(t, storedIds(s), b);
     await stop(b);
+    assert.equal(s.requests[0]!.url.searchParams.get('since'), '1970-01-01T00:00:00.001Z');
     for (const m of got) {
       const v = JSON.parse(m.value) as { wiki: string; title: string };
       assert.equal(m.key, `${v.wiki}/${v.title}`);
