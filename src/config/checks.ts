@@ -102,7 +102,14 @@ const SECRET_PROPERTY = /pass|secret|key|token|cred|jaas|oauthbearer/i;
 /** `--kafka-option key=value` list -> properties, refusing reserved keys and anything librdkafka does not accept. */
 export function parseKafkaOptions(options: string[]): Record<string, string> {
   const extra: Record<string, string> = {};
+  // The list is split at commas, but librdkafka's own lists have them too (debug=broker,topic):
+  // a piece without "=" after a key=value piece belongs to it.
+  const joined: string[] = [];
   for (const kv of options) {
+    if (!kv.includes('=') && joined.length > 0 && kv.trim() !== '') joined[joined.length - 1] += `,${kv}`;
+    else joined.push(kv);
+  }
+  for (const kv of joined) {
     const eq = kv.indexOf('=');
     const key = eq === -1 ? '' : kv.slice(0, eq).trim();
     if (key === '') throw new UsageError(`--kafka-option: "${eq === -1 && SECRET_PROPERTY.test(kv) ? '***' : kv}" is not key=value`);

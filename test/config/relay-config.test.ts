@@ -113,6 +113,9 @@ describe('relay configuration', () => {
     }
     // librdkafka's own checks, at config time.
     assert.equal(config(['--kafka-option', 'statistics.interval.ms=1000']).kafka.extra['statistics.interval.ms'], '1000');
+    // librdkafka's comma lists survive the flag's own comma splitting, from the flag and from the env var.
+    assert.deepEqual(config(['--kafka-option', 'debug=broker,topic,msg', '--kafka-option', 'linger.ms=5']).kafka.extra, { debug: 'broker,topic,msg', 'linger.ms': '5' });
+    assert.deepEqual(config([], { ATKAFKA_KAFKA_OPTIONS: 'linger.ms=5,debug=eos,metadata' }).kafka.extra, { 'linger.ms': '5', debug: 'eos,metadata' });
     assert.throws(() => config(['--kafka-option', 'no.such.thing=1']), /--kafka-option no\.such\.thing=1: No such configuration property/);
   });
 });
