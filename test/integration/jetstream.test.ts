@@ -229,9 +229,22 @@ describe('firehose jetstream', () => {
     })();
     try {
     await waitForCount(t, 1500, b);
+    const m1 = await b.metrics();
     await stop(b);
     const afterTerm = keysOf(await readTopic(broker.bootstrap, t));
     assert.equal(new Set(afterTerm).size, afterTerm.length, 'nothing twice across a clean stop');
+    // Everything up to the cursor the clean stop saved is in Kafka: a loss shows here, with its bridge.
+    const termCursor = (JSON.parse(await readFile(cursorFile, 'utf8')) as { cursor: number }).cursor;
+    const inKafka = new Set(afterTerm);
+    const lostByFirst = [];
+    for (let seq = 1; seq < s.nextSeq; seq++) {
+      const e = s.stored(seq)!;
+      if (e.json === '' || e.time_us > termCursor) continue;
+      const k = keyOf(JSON.parse(e.json));
+      if (!inKafka.has(k)) lostByFirst.push(`seq ${seq} time_us ${e.time_us}: ${k}`);
+    }
+    const m1Lines = m1.split('\n').filter((l) => /^atkafka_(jetstream|invalid|kafka|produced|handled|delivery)/.test(l) && !/ 0$/.test(l)).join('\n');
+    assert.deepEqual(lostByFirst, [], `the first bridge lost nothing below its saved cursor ${termCursor}; its metrics:\n${m1Lines}\nits log:\n${b.logs().split('\n').filter((l) => !l.includes('"level":30')).join('\n').slice(-6000)}`);
 
     b = await bridge(t, [s.url], args);
     await waitForCount(t, afterTerm.length + 500, b);
@@ -256,7 +269,14 @@ describe('firehose jetstream', () => {
     const all = Array.from({ length: total }, (_, i) => s.stored(i + 1)!).filter((e) => e.json !== '');
     const timeOf = new Map(all.map((e) => [keyOf(JSON.parse(e.json)), e.time_us]));
     assert.equal(timeOf.size, all.length, 'the test data has no two events with one key');
-    await waitFor('every event in Kafka', async () => new Set(keysOf(await readSoFar(broker.bootstrap, t))).size >= timeOf.size, 90_000, 500);
+    await waitFor('every event in Kafka', async () => new Set(keysOf(await readSoFar(broker.bootstrap, t))).size >= timeOf.size, 90_000, 500).catch(async (err: Error) => {
+      // Say which events are missing and where they sit against the cursors: lost, or still coming.
+      const have = new Set(keysOf(await readSoFar(broker.bootstrap, t)));
+      const missing = [...timeOf].filter(([k]) => !have.has(k)).map(([, us]) => us);
+      const now = JSON.parse(await readFile(cursorFile, 'utf8').catch(() => '{}')) as { cursor?: number };
+      const span = missing.length === 0 ? '' : `time_us ${Math.min(...missing)}..${Math.max(...missing)}`;
+      throw new Error(`${err.message}: ${missing.length} of ${timeOf.size} missing (${span}); cursor saved before the SIGKILL ${saved.cursor}, now ${now.cursor}; requests ${s.requests.map((u) => u.searchParams.get('cursor')).join(' ')}\nbridge log:\n${b.logs().slice(-6000)}`);
+    });
     await sleep(1000);
     await stop(b);
 

@@ -91,6 +91,28 @@ describe('Kafka sink', () => {
     }
   });
 
+  it('a topic it creates (default or routed) takes writes before its first message: no produce request meets a partition whose leader is not leading yet', async () => {
+    // librdkafka's own log (--kafka-option debug=...) says when a ProduceRequest failed; right after
+    // a topic is created every first batch would meet NOT_LEADER_OR_FOLLOWER, the window in which
+    // librdkafka 2.15 was seen taking a partition's first message as delivered though Kafka never
+    // wrote it (producer.ts, topicReady).
+    const lines: string[] = [];
+    const capture = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const topic = `sink-fresh-${Date.now()}`;
+    const routed = `${topic}-routed`;
+    const sink = await createKafkaSink(options(broker, topic, { partitions: 200, extra: { debug: 'broker,msg' } }), capture, 10_000);
+    sinks.push(sink);
+    assert.ok(lines.some((l) => l.includes('"msg":"created topic"') && l.includes('"ready":200')), 'every partition answered before the sink was handed out');
+    const n = 600;
+    for (let i = 0; i < n; i++) sink.send(`did:plc:key${i}`, JSON.stringify({ i }), i, i % 2 === 0 ? undefined : { topic: routed });
+    await sink.flush();
+    const failed = lines.filter((l) => l.includes('ProduceRequest failed'));
+    assert.deepEqual(failed, [], 'no produce request failed');
+    assert.ok(lines.some((l) => l.includes('"component":"librdkafka"')), 'librdkafka\'s debug log reached the logger');
+    const got = [...(await readTopic(broker.bootstrap, topic)), ...(await readTopic(broker.bootstrap, routed))];
+    assert.deepEqual(new Set(got.map((m) => (JSON.parse(m.value) as { i: number }).i)).size, n, 'every message in Kafka');
+  });
+
   it('keeps a message Kafka refuses, and its epoch, unconfirmed and retried until Kafka takes it', async () => {
     const topic = `sink-refused-${Date.now()}`;
     // The topic is created refusing anything over 2 kB; the producer itself allows 64 kB more, so only the broker says no.

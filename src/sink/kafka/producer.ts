@@ -1,5 +1,5 @@
 import Kafka from '@confluentinc/kafka-javascript';
-import type { DeliveryReport, IAdminClient, LibrdKafkaError, Producer } from '@confluentinc/kafka-javascript';
+import type { DeliveryReport, IAdminClient, LibrdKafkaError, Metadata, Producer } from '@confluentinc/kafka-javascript';
 
 import type { Logger } from '../../telemetry/logger.ts';
 import * as metrics from '../../telemetry/metrics.ts';
@@ -47,6 +47,8 @@ const PROBE_INTERVAL_MS = 5_000;
 const PROBE_TIMEOUT_MS = 4_000;
 const UNREACHABLE_AFTER_MS = 12_000;
 const STUCK_FLUSH_MS = 10_000;
+/** How long a topic's partitions may take to take writes (topicReady) before messages go anyway. */
+const TOPIC_READY_TIMEOUT_MS = 30_000;
 
 /** One flush call's bound; a flush that times out is simply called again. */
 const FLUSH_TIMEOUT_MS = 5_000;
@@ -153,13 +155,19 @@ export class KafkaSink implements MessageSink {
     metrics.kafkaInFlightBytesFrom(() => sink.inFlightBytes);
     producer.on('delivery-report', (err, report) => sink.#onFailedDelivery(err, report));
     producer.on('event.error', (err) => sink.#onError(err));
+    // --kafka-option debug=...: librdkafka's own log lines, which it would otherwise keep to itself.
+    if (opts.extra.debug !== undefined) {
+      const rdLog = log.child({ component: 'librdkafka' });
+      producer.on('event.log', (e: { fac: string; message: string; severity: number }) => rdLog.info({ fac: e.fac, severity: e.severity }, e.message));
+    }
     producer.setPollInBackground(true);
     sink.#probeTimer = setInterval(() => sink.#probe(), PROBE_INTERVAL_MS);
     sink.#probeTimer.unref();
 
     try {
       const result = await ensureTopic(admin, opts.topic, opts.partitions, opts.replicationFactor, opts.maxMessageBytes);
-      log.info({ topic: opts.topic, partitions: opts.partitions, result }, result === 'created' ? 'created topic' : 'topic exists');
+      const leaders = await topicReady(producer, opts.topic, TOPIC_READY_TIMEOUT_MS);
+      log.info({ topic: opts.topic, partitions: opts.partitions, result, ready: leaders }, result === 'created' ? 'created topic' : 'topic exists');
     } catch (err) {
       await sink.close();
       throw err;
@@ -280,12 +288,15 @@ export class KafkaSink implements MessageSink {
   #topicCreated(topic: string, state: Creating, result: 'created' | 'exists' | LibrdKafkaError): void {
     if (this.#closed) return;
     if (typeof result === 'string') {
-      this.#topics.set(topic, READY);
-      this.#log.info(
-        { topic, partitions: this.#spec.partitions, result, waited: state.waiting.length, ms: Date.now() - state.since },
-        result === 'created' ? 'created topic' : 'topic exists',
-      );
-      this.#release(state.waiting);
+      void topicReady(this.#producer, topic, TOPIC_READY_TIMEOUT_MS).then((leaders) => {
+        if (this.#closed) return;
+        this.#topics.set(topic, READY);
+        this.#log.info(
+          { topic, partitions: this.#spec.partitions, result, ready: leaders, waited: state.waiting.length, ms: Date.now() - state.since },
+          result === 'created' ? 'created topic' : 'topic exists',
+        );
+        this.#release(state.waiting);
+      });
       return;
     }
     if (isRetriableCreateError(result)) {
@@ -557,6 +568,60 @@ export class KafkaSink implements MessageSink {
       this.#producer.disconnect(5_000, () => resolve());
     });
   }
+}
+
+/**
+ * Waits until every partition of the topic takes writes, and returns how many do (the topic is
+ * used either way once `timeoutMs` has passed).
+ *
+ * Why, before the first message: right after a topic is created, its metadata already names a
+ * leader while that broker still answers NOT_LEADER_OR_FOLLOWER for a while (seconds on a loaded
+ * host). librdkafka 2.15's idempotent producer retries those batches, and in that retry it can
+ * take a partition's first message as delivered though Kafka never wrote it: seen here as a
+ * partition whose log starts at sequence 1, with no error reported and the flush returning clean
+ * (docs/invariants.md, rule 2). A partition answers ListOffsets only once its leader is really
+ * leading, so one answer from each says the first batches will not meet that window.
+ */
+export async function topicReady(producer: Producer, topic: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  const pause = () => new Promise((r) => setTimeout(r, 100));
+  let partitions: number[] = [];
+  while (partitions.length === 0 && Date.now() < deadline) {
+    const md = await new Promise<Metadata | undefined>((resolve) => {
+      try {
+        producer.getMetadata({ topic, timeout: 5_000 }, (err, data) => resolve(err ? undefined : data));
+      } catch {
+        resolve(undefined);
+      }
+    });
+    const found = md?.topics.find((t) => t.name === topic)?.partitions ?? [];
+    if (found.length > 0 && found.every((p) => p.leader >= 0)) partitions = found.map((p) => p.id);
+    else await pause();
+  }
+  let ready = 0;
+  const queue = [...partitions];
+  // A few at a time: each query holds a libuv thread until its broker answers.
+  const worker = async () => {
+    for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+      for (;;) {
+        const ok = await new Promise<boolean>((resolve) => {
+          try {
+            producer.queryWatermarkOffsets(topic, p, 5_000, (err) => resolve(!err));
+          } catch {
+            resolve(false);
+          }
+        });
+        if (ok) {
+          ready++;
+          break;
+        }
+        if (Date.now() >= deadline) return;
+        await pause();
+      }
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+  return ready;
 }
 
 function connect(producer: Producer, opts: KafkaSinkOptions, log: Logger): Promise<void> {
