@@ -166,7 +166,7 @@ export class KafkaSink implements MessageSink {
 
     try {
       const result = await ensureTopic(admin, opts.topic, opts.partitions, opts.replicationFactor, opts.maxMessageBytes);
-      const leaders = await topicReady(producer, opts.topic, TOPIC_READY_TIMEOUT_MS);
+      const leaders = await topicReady(producer, opts.topic, TOPIC_READY_TIMEOUT_MS, result === 'created');
       log.info({ topic: opts.topic, partitions: opts.partitions, result, ready: leaders }, result === 'created' ? 'created topic' : 'topic exists');
     } catch (err) {
       await sink.close();
@@ -288,7 +288,7 @@ export class KafkaSink implements MessageSink {
   #topicCreated(topic: string, state: Creating, result: 'created' | 'exists' | LibrdKafkaError): void {
     if (this.#closed) return;
     if (typeof result === 'string') {
-      void topicReady(this.#producer, topic, TOPIC_READY_TIMEOUT_MS).then((leaders) => {
+      void topicReady(this.#producer, topic, TOPIC_READY_TIMEOUT_MS, result === 'created').then((leaders) => {
         if (this.#closed) return;
         this.#topics.set(topic, READY);
         this.#log.info(
@@ -582,7 +582,7 @@ export class KafkaSink implements MessageSink {
  * (docs/invariants.md, rule 2). A partition answers ListOffsets only once its leader is really
  * leading, so one answer from each says the first batches will not meet that window.
  */
-export async function topicReady(producer: Producer, topic: string, timeoutMs: number): Promise<number> {
+export async function topicReady(producer: Producer, topic: string, timeoutMs: number, created: boolean): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   const pause = () => new Promise((r) => setTimeout(r, 100));
   let partitions: number[] = [];
@@ -598,6 +598,9 @@ export async function topicReady(producer: Producer, topic: string, timeoutMs: n
     if (found.length > 0 && found.every((p) => p.leader >= 0)) partitions = found.map((p) => p.id);
     else await pause();
   }
+  // A topic found existing has long had its leaders (a round trip per partition would slow every
+  // start against a distant cluster): its metadata is enough.
+  if (!created) return partitions.length;
   let ready = 0;
   const queue = [...partitions];
   // A few at a time: each query holds a libuv thread until its broker answers.
@@ -620,7 +623,7 @@ export async function topicReady(producer: Producer, topic: string, timeoutMs: n
       }
     }
   };
-  await Promise.all([worker(), worker(), worker()]);
+  await Promise.all([worker(), worker(), worker(), worker()]);
   return ready;
 }
 
