@@ -1,6 +1,6 @@
 // What the benchmarks share: a broker in a child process, the CLI's Kafka defaults, CPU from /proc.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import type { KafkaSinkOptions } from '../src/sink/kafka/types.ts';
@@ -60,4 +60,36 @@ export function procCpuSeconds(pid: number | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * CPU seconds of each thread of a process, summed by thread name (/proc/PID/task/TID/{comm,stat}):
+ * the main thread is the process's own name, Node's workers carry their `name` (atkafka-decode-0),
+ * librdkafka's are rdk:main, rdk:broker1, ...; V8's and libuv's helpers are grouped as they are named.
+ */
+export function threadCpuSeconds(pid: number = process.pid): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const key = tid === String(pid) ? 'main' : name.replace(/\d+$/, (d) => (name.startsWith('rdk:') || name.startsWith('atkafka') ? d : ''));
+      out.set(key, (out.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** What each thread spent between two snapshots, largest first. */
+export function threadCpuDelta(before: Map<string, number>, after: Map<string, number>): [string, number][] {
+  return [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as [string, number]).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
 }

@@ -1,7 +1,7 @@
 // npm run bench: the real corpus, looped by the replay relay to >= 1,000,000 ops, through the
 // relay pipeline into a real Kafka broker on this machine. Prints throughput, latency, CPU, RSS.
 //
-//   node bench/relay-to-kafka.ts [--ops N] [--warmup N] [--rate-seconds S] [--rate R] [--partitions P] [--kafka-option k=v]...
+//   node bench/relay-to-kafka.ts [--ops N] [--warmup N] [--rate-seconds S] [--rate R,R,...] [--partitions P] [--kafka-option k=v]...
 //   KAFKA_BOOTSTRAP_SERVERS=host:port to use an existing broker instead of starting one.
 //
 // The pipeline runs in this process (so CPU and RSS are exactly the bridge's, librdkafka's threads
@@ -19,12 +19,13 @@ import { JetstreamCompressor } from '../src/format/jetstream-compress.ts';
 import { RelayPipeline, type RelayPipelineOptions } from '../src/sources/relay/pipeline.ts';
 import { createKafkaSink } from '../src/sink/kafka/index.ts';
 import { readFramesFile } from '../src/replay/index.ts';
-import { kafkaOptions as kafkaOptionsFor, procCpuSeconds, startBroker } from './common.ts';
+import { kafkaOptions as kafkaOptionsFor, procCpuSeconds, startBroker, threadCpuDelta, threadCpuSeconds } from './common.ts';
 
 const { values } = parseArgs({
   options: {
     ops: { type: 'string', default: '1000000' },
-    rate: { type: 'string', default: '5000' },
+    /** Steady-rate cases (events/s, comma list): the cost where users run it (issue 13). */
+    rate: { type: 'string', default: '500,2000,5000' },
     'rate-seconds': { type: 'string', default: '20' },
     'kafka-option': { type: 'string', multiple: true, default: [] },
     warmup: { type: 'string', default: '150000' },
@@ -66,6 +67,8 @@ interface Result {
   mainThreadBusy: number;
   peakRssMb: number;
   latencies: Float64Array;
+  /** CPU seconds by thread of the bridge process, largest first. */
+  threads: [string, number][];
 }
 
 const MAX_IN_FLIGHT = Number(process.env.MAX_IN_FLIGHT ?? 10_000); // the CLI default
@@ -119,6 +122,7 @@ async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelin
     }
   }, 50);
   const cpu0 = process.cpuUsage();
+  const threads0 = threadCpuSeconds();
   const broker0 = procCpuSeconds(broker?.pid);
   const relay0 = procCpuSeconds(relay.pid);
   const elu0 = performance.eventLoopUtilization();
@@ -126,6 +130,7 @@ async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelin
   const running = pipeline.run(abort.signal);
   await done.promise;
   const cpu = process.cpuUsage(cpu0);
+  const threads = threadCpuDelta(threads0, threadCpuSeconds());
   const brokerCpu = procCpuSeconds(broker?.pid) - broker0;
   const relayCpu = procCpuSeconds(relay.pid) - relay0;
   const elu = performance.eventLoopUtilization(elu0);
@@ -146,6 +151,7 @@ async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelin
     mainThreadBusy: elu.utilization,
     peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
     latencies: latencies.subarray(0, confirmed).sort(),
+    threads,
   };
 }
 
@@ -175,15 +181,20 @@ console.log(`  other CPU        broker ${cpuPerMillion(t.brokerCpuSeconds, ops)}
 console.log(`  main thread      ${(t.mainThreadBusy * 100).toFixed(0)}% busy (event loop utilization)`);
 console.log(`  peak RSS         ${t.peakRssMb.toFixed(0)} MB`);
 
-// 2. Latency at a steady production-like rate.
-const rate = Number(values.rate);
-const steadyFrames = rate * Number(values['rate-seconds']);
-const s = await run(['--rate', String(rate)], steadyFrames);
-console.log(`\nsteady ${rate.toLocaleString()} events/s for ${values['rate-seconds']} s:`);
-console.log(`  latency p50/p99  ${pct(s.latencies, 50).toFixed(1)} / ${pct(s.latencies, 99).toFixed(1)} ms (max ${pct(s.latencies, 100).toFixed(1)})`);
-console.log(`  CPU              ${((s.cpuSeconds / s.events) * 1e6).toFixed(1)} s per million events`);
-console.log(`  other CPU        broker ${cpuPerMillion(s.brokerCpuSeconds, s.events)}, replay relay ${cpuPerMillion(s.relayCpuSeconds, s.events)} s per million events`);
-console.log(`  peak RSS         ${s.peakRssMb.toFixed(0)} MB`);
+// 2. Cost and latency at steady production-like rates (the network's own is a few thousand events/s):
+// per million events for the bridge, each of its threads and the broker, against the saturation run above.
+const perThread = (r: Result, n: number) => r.threads.slice(0, 6).map(([k, v]) => `${k} ${cpuPerMillion(v, n)}`).join(', ');
+console.log(`  per thread       ${perThread(t, ops)} s per million ops`);
+for (const rate of values.rate.split(',').map(Number).filter((r) => r > 0)) {
+  const steadyFrames = rate * Number(values['rate-seconds']);
+  const s = await run(['--rate', String(rate)], steadyFrames);
+  console.log(`\nsteady ${rate.toLocaleString()} events/s for ${values['rate-seconds']} s:`);
+  console.log(`  latency p50/p99  ${pct(s.latencies, 50).toFixed(1)} / ${pct(s.latencies, 99).toFixed(1)} ms (max ${pct(s.latencies, 100).toFixed(1)})`);
+  console.log(`  CPU              ${cpuPerMillion(s.cpuSeconds, s.events)} s per million events (${(s.cpuSeconds / s.seconds).toFixed(3)} cores; at saturation ${cpuPerMillion(t.cpuSeconds, frames)} per million frames)`);
+  console.log(`  per thread       ${perThread(s, s.events)} s per million events`);
+  console.log(`  broker CPU       ${cpuPerMillion(s.brokerCpuSeconds, s.events)} s per million events (${(s.brokerCpuSeconds / t.brokerCpuSeconds * (frames / s.events)).toFixed(1)}x its cost at saturation); replay relay ${cpuPerMillion(s.relayCpuSeconds, s.events)}`);
+  console.log(`  peak RSS         ${s.peakRssMb.toFixed(0)} MB`);
+}
 
 // 3. The shared stages (issue 7), each against the plain max-throughput figure above, same input and size.
 const cases = new Set(values.cases.split(',').map((c) => c.trim()));
