@@ -80,7 +80,8 @@ export function threadCpuSeconds(pid: number = process.pid): Map<string, number>
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const key = tid === String(pid) ? 'main' : name.replace(/\d+$/, (d) => (name.startsWith('rdk:') || name.startsWith('atkafka') ? d : ''));
+      // comm is cut at 15 bytes: "atkafka-decode-0" arrives as "atkafka-decode-".
+      const key = tid === String(pid) ? 'main' : name.startsWith('atkafka-decode') ? 'decode' : name.replace(/\d+$/, (d) => (name.startsWith('rdk:') ? d : ''));
       out.set(key, (out.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
     } catch {
       // the thread ended meanwhile
