@@ -181,4 +181,16 @@ describe('StatsStore on a real Redis', () => {
     await assert.rejects(pending, /stopped/);
     await assert.rejects(StatsStore.connect(`redis://nobody:wrong@${redis.host}`, 'p', log, new AbortController().signal), (err: Error) => err instanceof StatsStoreError && /WRONGPASS|invalid/i.test(err.message));
   });
+
+  test('close() returns with Redis gone and a command still queued (it used to never settle: `atkafka stats` then exited 13)', async () => {
+    const own = await startRedis();
+    const store = await StatsStore.connect(`redis://${own.host}`, keyPrefix('gone', 't'), log, new AbortController().signal);
+    await own.stop();
+    // What the final table does at a stop: a snapshot that gives up after its timeout, its commands left queued.
+    await assert.rejects(store.snapshot(AbortSignal.timeout(300)));
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([store.close().then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 10_000)))]);
+    clearTimeout(timer);
+    assert.equal(closed, true, 'close() settled');
+  });
 });

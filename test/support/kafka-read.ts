@@ -13,8 +13,9 @@ export interface ReadMessage {
   headers: [string, string][];
 }
 
-export async function readTopic(bootstrap: string, topic: string): Promise<ReadMessage[]> {
-  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-J'], { maxBuffer: 1 << 30 });
+/** `timeoutMs`: kill kcat and fail after that long (kcat can wait for a topic that does not exist yet). */
+export async function readTopic(bootstrap: string, topic: string, timeoutMs?: number): Promise<ReadMessage[]> {
+  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-J'], { maxBuffer: 1 << 30, ...(timeoutMs !== undefined && { timeout: timeoutMs }) });
   const out: ReadMessage[] = [];
   for (const line of stdout.split('\n')) {
     if (line.trim() === '') continue;

@@ -133,6 +133,10 @@ export interface WikimediaServer extends AsyncDisposable {
    * would get, else its last one again), half of that frame, then the socket destroyed.
    */
   dropMidEvent(): Promise<number>;
+  /** True when every open stream has been written every stored event it is assigned, with nothing left in its socket buffer. */
+  readonly caughtUp: boolean;
+  /** End every open stream cleanly (the body's last chunk): the client reads what was sent, then sees the end. Returns how many. */
+  endStreams(): number;
   /** Write nothing (events, heartbeats) until resume() or for ms; streams stay open. */
   stall(ms?: number): void;
   resume(): void;
@@ -698,6 +702,21 @@ export async function startWikimediaServer(opts: WikimediaServerOptions = {}): P
     },
     stored,
     push: (...events) => pushAll(events),
+    get caughtUp() {
+      for (const c of conns) {
+        if (c.res.writableLength > 0 || c.waitingDrain) return false;
+        for (let s = c.g; s < store.size; s++) if (deliverable(c, s)) return false;
+      }
+      return true;
+    },
+    endStreams() {
+      const list = [...conns];
+      for (const c of list) {
+        end(c);
+        c.res.end();
+      }
+      return list.length;
+    },
     dropConnections() {
       const list = [...conns];
       for (const c of list) {
@@ -835,7 +854,8 @@ if (import.meta.main) {
         '  serves the recentchange fixture (144 events) on http://127.0.0.1:PORT/v2/stream/recentchange',
         '  (8092 by default, EventStreams\' own port); like the real service a stream starts at the',
         '  newest event: add ?since=2025-05-03T07:46:00Z (or Last-Event-ID) to get the stored ones',
-        '  --live RATE     push RATE fresh events per second (the fixture looped), forever',
+        '  --live RATE     push RATE fresh events per second (the fixture looped) until stopped',
+        '  SIGINT/SIGTERM  stop pushing, finish sending, end the streams cleanly and print how many events were served',
         '  --id offset     put offsets in the SSE id instead of timestamps (KafkaSSE\'s default)',
         '  --heartbeat MS  repeat the ":ok" comment every MS (the real service never does)',
         '  --retry MS      send "retry: MS" when a stream opens (the real service never does)',
@@ -855,6 +875,7 @@ if (import.meta.main) {
   process.stdout.write(`wikimedia stand-in: ${srv.url} (${srv.size} events, offsets ${srv.stored(0)!.offset}..${srv.stored(srv.size - 1)!.offset})\n`);
   process.stdout.write(`  try: curl -sN '${srv.url}?since=2025-05-03T07:46:00Z' | head\n`);
   const rate = num('live') ?? 0;
+  let live: NodeJS.Timeout | undefined;
   if (rate > 0) {
     // meta.dt steps at the push rate, so it stays near the wall clock
     const gen = loopWikimediaEvents(base, Number.MAX_SAFE_INTEGER, {
@@ -863,7 +884,7 @@ if (import.meta.main) {
     });
     const t0 = Date.now();
     let sent = 0;
-    setInterval(() => {
+    live = setInterval(() => {
       const due = Math.floor(((Date.now() - t0) * rate) / 1000) - sent;
       const batch: WikimediaEvent[] = [];
       for (let i = 0; i < due; i++) batch.push(gen.next().value as WikimediaEvent);
@@ -871,7 +892,21 @@ if (import.meta.main) {
       if (batch.length > 0) srv.push(...batch);
     }, 50);
   }
-  const stop = (): void => void srv.close().then(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  // A stop ends the live events first, lets the open streams send what they hold (up to 10 s), then ends them
+  // cleanly and says how many events were served: the number a lossless reader has (docs/learn-kafka.md).
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(live);
+    const deadline = Date.now() + 10_000;
+    while (!srv.caughtUp && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const all = srv.caughtUp ? '' : '; not every open stream was sent all of them';
+    process.stdout.write(`wikimedia stand-in: stopped after serving ${srv.size} events (offsets ${srv.stored(0)!.offset}..${srv.stored(srv.size - 1)!.offset})${all}\n`);
+    srv.endStreams();
+    await srv.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
 }

@@ -64,7 +64,9 @@ export async function startRedis(): Promise<Redis> {
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM'); // redis-server shuts down at once (nothing to save)
-        await Promise.race([exited, new Promise((ok) => setTimeout(ok, 5000))]);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise((ok) => (timer = setTimeout(ok, 5000)))]);
+        clearTimeout(timer); // else it holds the caller's event loop for 5 s after Redis is gone
         if (child.exitCode === null && child.signalCode === null) {
           child.kill('SIGKILL');
           await exited;
