@@ -153,6 +153,8 @@ describe('identity enrichment against real peers', () => {
         // Caches bounded below the number of accounts, so what is measured is the bound, not a cache filling up.
         '--plc-host', plc.url, '--enrich-timeout', '300ms', '--dns-servers', dns, '--identity-cache-entries', '5000',
       ]);
+      // /metrics serves once the sink is ready, i.e. once the new topic takes writes (a few seconds).
+      await waitFor('the bridge serving /metrics', async () => (await bridge.metrics().catch(() => undefined)) !== undefined, 60_000);
       let peakRss = 0;
       let peakHeap = 0;
       let peakWaiting = 0;
