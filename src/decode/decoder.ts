@@ -130,9 +130,17 @@ export class InlineDecoder implements FrameDecoder {
   }
 }
 
-/** Flush a batch once it holds this much, even within one event-loop turn. */
+/** Flush a batch once it holds this much, before HOLD_MS is up. */
 const BATCH_FRAMES = 256;
 const BATCH_BYTES = 1 << 20;
+/**
+ * A batch is sent this long after its first frame (or once full). At the network's real rate a
+ * socket read brings one frame, and a batch per frame cost the decode thread and the main thread
+ * a wake-up, a postMessage and its result each: at 2,000 frames/s that was a fifth of the bridge's
+ * CPU (docs/benchmarks.md, issue 13). 5 ms gathers about ten frames there and adds at most 5 ms
+ * to a frame's way to Kafka, next to the sink's 20 ms linger; at full speed batches fill first.
+ */
+const HOLD_MS = 5;
 
 interface Batch {
   id: number;
@@ -158,8 +166,8 @@ interface Chunk {
 
 /**
  * Decodes on worker threads, so the thread holding the socket and the Kafka
- * client does little more than move bytes. Frames are gathered for one
- * event-loop turn (a socket read usually carries many), copied into one
+ * client does little more than move bytes. Frames are gathered for HOLD_MS
+ * (or until a batch is full), copied into one
  * buffer that is transferred, not cloned, and decoded in batches; results
  * come back as plain data and are handed out strictly in push order, also
  * with several threads. Each thread has its own output credit (worker.ts),
@@ -230,10 +238,10 @@ export class ThreadDecoder implements FrameDecoder {
       this.#open = batch;
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
-        setImmediate(() => {
+        setTimeout(() => {
           this.#flushScheduled = false;
           this.#flush();
-        });
+        }, HOLD_MS);
       }
     }
     batch.frames.push(frame);
