@@ -42,7 +42,7 @@ export function kafkaOptions(bootstrap: string, topic: string, partitions: numbe
     replicationFactor: 1,
     compression: 'zstd',
     compressionLevel: 1,
-    lingerMs: 20,
+    lingerMs: Number(process.env.BENCH_LINGER_MS ?? 20), // the CLI default; BENCH_LINGER_MS=50 to compare
     batchBytes: 1_048_576,
     maxMessageBytes: 20_971_520,
     clientId: 'atkafka-bench',
@@ -68,6 +68,27 @@ export function procCpuSeconds(pid: number | undefined): number {
  * librdkafka's are rdk:main, rdk:broker1, ...; V8's and libuv's helpers are grouped as they are named.
  */
 export function threadCpuSeconds(pid: number = process.pid): Map<string, number> {
+  return perThread(pid, (tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  });
+}
+
+/**
+ * Context switches of each thread (voluntary + involuntary, /proc/PID/task/TID/status), summed by
+ * thread name like threadCpuSeconds: nearly every one is a wake-up, the fixed cost that per-event
+ * CPU at a low rate is made of, and a count that does not depend on the machine's speed.
+ */
+export function threadSwitches(pid: number = process.pid): Map<string, number> {
+  return perThread(pid, (tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    const count = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    return count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches');
+  });
+}
+
+function perThread(pid: number, read: (tid: string) => number): Map<string, number> {
   const out = new Map<string, number>();
   let tids: string[] = [];
   try {
@@ -78,11 +99,10 @@ export function threadCpuSeconds(pid: number = process.pid): Map<string, number>
   for (const tid of tids) {
     try {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const value = read(tid);
       // comm is cut at 15 bytes: "atkafka-decode-0" arrives as "atkafka-decode-".
       const key = tid === String(pid) ? 'main' : name.startsWith('atkafka-decode') ? 'decode' : name.replace(/\d+$/, (d) => (name.startsWith('rdk:') ? d : ''));
-      out.set(key, (out.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+      out.set(key, (out.get(key) ?? 0) + value);
     } catch {
       // the thread ended meanwhile
     }

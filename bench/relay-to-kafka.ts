@@ -19,7 +19,7 @@ import { JetstreamCompressor } from '../src/format/jetstream-compress.ts';
 import { RelayPipeline, type RelayPipelineOptions } from '../src/sources/relay/pipeline.ts';
 import { createKafkaSink } from '../src/sink/kafka/index.ts';
 import { readFramesFile } from '../src/replay/index.ts';
-import { kafkaOptions as kafkaOptionsFor, procCpuSeconds, startBroker, threadCpuDelta, threadCpuSeconds } from './common.ts';
+import { kafkaOptions as kafkaOptionsFor, procCpuSeconds, startBroker, threadCpuDelta, threadCpuSeconds, threadSwitches } from './common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -69,6 +69,8 @@ interface Result {
   latencies: Float64Array;
   /** CPU seconds by thread of the bridge process, largest first. */
   threads: [string, number][];
+  /** Context switches (wake-ups) by thread, largest first. */
+  switches: [string, number][];
 }
 
 const MAX_IN_FLIGHT = Number(process.env.MAX_IN_FLIGHT ?? 10_000); // the CLI default
@@ -123,6 +125,7 @@ async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelin
   }, 50);
   const cpu0 = process.cpuUsage();
   const threads0 = threadCpuSeconds();
+  const switches0 = threadSwitches();
   const broker0 = procCpuSeconds(broker?.pid);
   const relay0 = procCpuSeconds(relay.pid);
   const elu0 = performance.eventLoopUtilization();
@@ -131,6 +134,7 @@ async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelin
   await done.promise;
   const cpu = process.cpuUsage(cpu0);
   const threads = threadCpuDelta(threads0, threadCpuSeconds());
+  const switches = threadCpuDelta(switches0, threadSwitches());
   const brokerCpu = procCpuSeconds(broker?.pid) - broker0;
   const relayCpu = procCpuSeconds(relay.pid) - relay0;
   const elu = performance.eventLoopUtilization(elu0);
@@ -152,6 +156,7 @@ async function run(relayArgs: string[], frames: number, extra: Pick<RelayPipelin
     peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
     latencies: latencies.subarray(0, confirmed).sort(),
     threads,
+    switches,
   };
 }
 
@@ -160,7 +165,7 @@ const pct = (a: Float64Array, p: number) => a[Math.min(a.length - 1, Math.floor(
 
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 console.log(`input: ${CORPUS} (${framesPerLoop} frames, ${opsPerLoop} ops) looped ${loops} times`);
-console.log(`bridge: ${DECODE_THREADS} decode thread(s), ${MAX_IN_FLIGHT} in flight, ${values.partitions} partitions, zstd 1, linger 20 ms, headers ${HEADERS ? 'on' : 'off'}${values['kafka-option'].length ? `, ${values['kafka-option'].join(' ')}` : ''}`);
+console.log(`bridge: ${DECODE_THREADS} decode thread(s), ${MAX_IN_FLIGHT} in flight, ${values.partitions} partitions, zstd 1, linger ${process.env.BENCH_LINGER_MS ?? 20} ms, headers ${HEADERS ? 'on' : 'off'}${values['kafka-option'].length ? `, ${values['kafka-option'].join(' ')}` : ''}`);
 
 // 1. Throughput: as fast as the bridge and the broker go.
 const frames = loops * framesPerLoop;
@@ -192,6 +197,8 @@ for (const rate of values.rate.split(',').map(Number).filter((r) => r > 0)) {
   console.log(`  latency p50/p99  ${pct(s.latencies, 50).toFixed(1)} / ${pct(s.latencies, 99).toFixed(1)} ms (max ${pct(s.latencies, 100).toFixed(1)})`);
   console.log(`  CPU              ${cpuPerMillion(s.cpuSeconds, s.events)} s per million events (${(s.cpuSeconds / s.seconds).toFixed(3)} cores; at saturation ${cpuPerMillion(t.cpuSeconds, frames)} per million frames)`);
   console.log(`  per thread       ${perThread(s, s.events)} s per million events`);
+  const wakeups = s.switches.slice(0, 4).map(([k, v]) => `${k} ${Math.round(v / s.seconds).toLocaleString()}`).join(', ');
+  console.log(`  wake-ups/s       ${wakeups} (context switches; ${rate.toLocaleString()} events/s in)`);
   console.log(`  broker CPU       ${cpuPerMillion(s.brokerCpuSeconds, s.events)} s per million events (${(s.brokerCpuSeconds / t.brokerCpuSeconds * (frames / s.events)).toFixed(1)}x its cost at saturation); replay relay ${cpuPerMillion(s.relayCpuSeconds, s.events)}`);
   console.log(`  peak RSS         ${s.peakRssMb.toFixed(0)} MB`);
 }
