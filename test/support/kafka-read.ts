@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+const READ_TIMEOUT_MS = 120_000;
 
 export interface ReadMessage {
   partition: number;
@@ -13,9 +14,13 @@ export interface ReadMessage {
   headers: [string, string][];
 }
 
-/** `timeoutMs`: kill kcat and fail after that long (kcat can wait for a topic that does not exist yet). */
-export async function readTopic(bootstrap: string, topic: string, timeoutMs?: number): Promise<ReadMessage[]> {
-  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-J'], { maxBuffer: 1 << 30, ...(timeoutMs !== undefined && { timeout: timeoutMs }) });
+/**
+ * `timeoutMs`: kill kcat and fail after that long. kcat can wait for ever for a topic that does
+ * not exist yet or a partition without a leader yet, so a test polling it while the bridge creates
+ * its topic hung until the runner's 600 s timeout once; the default bounds every read.
+ */
+export async function readTopic(bootstrap: string, topic: string, timeoutMs = READ_TIMEOUT_MS): Promise<ReadMessage[]> {
+  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-J'], { maxBuffer: 1 << 30, timeout: timeoutMs });
   const out: ReadMessage[] = [];
   for (const line of stdout.split('\n')) {
     if (line.trim() === '') continue;
@@ -71,7 +76,7 @@ export interface RawMessage {
 /** Reads a whole topic with kcat, payloads as bytes (e.g. zstd frames), in partition and offset order. */
 export async function readTopicRaw(bootstrap: string, topic: string): Promise<RawMessage[]> {
   // Sizes before key and payload make the output parseable whatever the bytes are.
-  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-f', '%p %K:%k%S:%s|%h\n'], { maxBuffer: 1 << 30, encoding: 'buffer' });
+  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-f', '%p %K:%k%S:%s|%h\n'], { maxBuffer: 1 << 30, encoding: 'buffer', timeout: READ_TIMEOUT_MS });
   const out: RawMessage[] = [];
   let at = 0;
   const number = (end: number) => {
