@@ -136,9 +136,10 @@ const BATCH_BYTES = 1 << 20;
 /**
  * A batch is sent this long after its first frame (or once full). At the network's real rate a
  * socket read brings one frame, and a batch per frame cost the decode thread and the main thread
- * a wake-up, a postMessage and its result each: at 2,000 frames/s that was a fifth of the bridge's
- * CPU (docs/benchmarks.md, issue 13). 5 ms gathers about ten frames there and adds at most 5 ms
- * to a frame's way to Kafka, next to the sink's 20 ms linger; at full speed batches fill first.
+ * a wake-up, a postMessage and its result each: at 2,000 frames/s that was a quarter of the
+ * bridge's CPU (docs/benchmarks.md, issue 13). 5 ms gathers about ten frames there and adds at
+ * most 5 ms to a frame's way to Kafka, next to the sink's 20 ms linger; at full speed a batch
+ * holds a hundred frames or more either way, so throughput does not change.
  */
 const HOLD_MS = 5;
 
