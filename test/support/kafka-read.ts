@@ -4,6 +4,20 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const READ_TIMEOUT_MS = 120_000;
+/** One kcat that hangs is killed after this and started again, so a poll does not spend its whole budget on it. */
+const ATTEMPT_TIMEOUT_MS = 20_000;
+
+async function kcat(args: string[], timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    try {
+      return (await run('kcat', args, { maxBuffer: 1 << 30, timeout: Math.max(1, Math.min(ATTEMPT_TIMEOUT_MS, left)) })).stdout;
+    } catch (err) {
+      if (!(err as { killed?: boolean }).killed || Date.now() >= deadline) throw err;
+    }
+  }
+}
 
 export interface ReadMessage {
   partition: number;
@@ -20,7 +34,7 @@ export interface ReadMessage {
  * its topic hung until the runner's 600 s timeout once; the default bounds every read.
  */
 export async function readTopic(bootstrap: string, topic: string, timeoutMs = READ_TIMEOUT_MS): Promise<ReadMessage[]> {
-  const { stdout } = await run('kcat', ['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-J'], { maxBuffer: 1 << 30, timeout: timeoutMs });
+  const stdout = await kcat(['-b', bootstrap, '-t', topic, '-C', '-e', '-q', '-J'], timeoutMs);
   const out: ReadMessage[] = [];
   for (const line of stdout.split('\n')) {
     if (line.trim() === '') continue;
